@@ -1,0 +1,134 @@
+"""Turn a validated RuntimeEnv into a LaunchContext by running its plugins in order.
+
+Setup runs on the node (here: a thread of the driver). Commands run through `Setup.run`, which
+logs their output to the job's setup log, kills them with their children at the deadline, and
+turns a failure into a SetupError carrying the command and the tail of its output.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+import psutil
+
+from runtime_env import plugin as _plugin
+from runtime_env.cache import Cache
+from runtime_env.context import LaunchContext
+from runtime_env.errors import SetupError
+from runtime_env.spec import RuntimeEnv
+
+LOG_TO_DRIVER_VARS = ("MINRAY_RUNTIME_ENV_LOG_TO_DRIVER_ENABLED",
+                      "RAY_RUNTIME_ENV_LOG_TO_DRIVER_ENABLED")
+TAIL_LINES = 20
+
+
+class Setup:
+    """What a plugin may use while it creates: the cache, the log, commands, the deadline."""
+
+    def __init__(self, *, cache: Cache, log_path: str | None, deadline: float | None):
+        self.cache = cache
+        self.log_path = log_path
+        self.deadline = deadline
+        self.field: str | None = None
+        # Variables visible to later plugins' commands, e.g. the prepared working_dir.
+        self.exports: dict[str, str] = {}
+        self._to_driver = any(os.environ.get(v) == "1" for v in LOG_TO_DRIVER_VARS)
+        self._lock = threading.Lock()
+
+    def log(self, text: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} [{self.field or 'setup'}] {text.rstrip()}\n"
+        with self._lock:
+            if self.log_path:
+                with open(self.log_path, "a") as f:
+                    f.write(line)
+            if self._to_driver:
+                sys.stderr.write(f"(runtime_env) {line}")
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def fail(self, reason: str, **details) -> SetupError:
+        return SetupError(reason, field=self.field, log_path=self.log_path, **details)
+
+    def run(self, cmd: Sequence[str], *, env: dict[str, str] | None = None,
+            cwd: str | None = None) -> str:
+        """Run a command to completion and return its output; raise SetupError on failure."""
+        cmd = [str(c) for c in cmd]
+        self.log("$ " + " ".join(cmd))
+        full_env = {**os.environ, **self.exports, **(env or {})}
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=full_env, cwd=cwd,
+                                    text=True, errors="replace", start_new_session=True)
+        except OSError as e:
+            raise self.fail(f"cannot run {cmd[0]!r}: {e.strerror}", command=cmd) from None
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        reader = threading.Thread(target=self._pump, args=(proc, tail), daemon=True)
+        reader.start()
+        try:
+            proc.wait(timeout=self.remaining())
+        except subprocess.TimeoutExpired:
+            kill_tree(proc.pid)
+            reader.join(5)
+            raise self.fail("setup timed out (setup_timeout_seconds) while running a command",
+                            command=cmd, output_tail="".join(tail)) from None
+        reader.join()
+        if proc.returncode != 0:
+            raise self.fail(f"command exited with code {proc.returncode}", command=cmd,
+                            output_tail="".join(tail))
+        return "".join(tail)
+
+    def _pump(self, proc: subprocess.Popen, tail: collections.deque) -> None:
+        for line in proc.stdout:
+            tail.append(line)
+            self.log("  " + line)
+
+
+def kill_tree(pid: int) -> None:
+    """Kill a process and everything it started."""
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=5)
+
+
+def prepare(env: RuntimeEnv, *, cache: Cache | None = None, log_path: str | None = None,
+            timeout: float | None = None) -> LaunchContext:
+    """Create everything `env` needs and return how to start a worker in it."""
+    setup = Setup(cache=cache or Cache(), log_path=log_path,
+                  deadline=None if timeout is None else time.monotonic() + timeout)
+    launch = LaunchContext()
+    for plugin in _plugin.ordered(env):
+        setup.field = plugin.name
+        value = env[plugin.name]
+        try:
+            created = plugin.create(value, setup)
+            plugin.modify(value, created, launch, setup)
+        except SetupError:
+            raise
+        except Exception as e:  # a bug or an OS error inside a plugin: still the user's answer
+            setup.log(f"failed: {e!r}")
+            raise setup.fail(f"{type(e).__name__}: {e}") from e
+        if setup.remaining() is not None and setup.remaining() <= 0:
+            raise setup.fail("setup timed out (setup_timeout_seconds)")
+    setup.field = None
+    return launch
+
+
+def session_log_path(log_dir: str | Path, job_id: str) -> str:
+    """The per-job setup log, named as Ray names it."""
+    return str(Path(log_dir) / f"runtime_env_setup-{job_id}.log")

@@ -1,0 +1,161 @@
+"""RuntimeEnv and RuntimeEnvConfig: validated at the call site, normalised, hashed.
+
+A spec is a pure value once validated: local inputs (directories, files, modules) have been
+resolved by the plugins into content-addressed URIs, so two equal specs mean the same
+environment, and the hash of the canonical form keys the cache and the worker pool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping
+
+from runtime_env import plugin as _plugin
+
+# Fields that are not plugins of their own: `config` shapes setup, `excludes` is read by the
+# packaging plugins (working_dir, py_modules).
+CONFIG = "config"
+EXCLUDES = "excludes"
+# Fields that do not change what a worker is, so they stay out of the identity.
+_NOT_IDENTITY = (CONFIG,)
+
+DEFAULT_SETUP_TIMEOUT_SECONDS = 600
+
+
+class RuntimeEnvConfig(dict):
+    """Options of environment setup: `setup_timeout_seconds` and `eager_install`."""
+
+    FIELDS = ("setup_timeout_seconds", "eager_install")
+
+    def __init__(self, setup_timeout_seconds: int = DEFAULT_SETUP_TIMEOUT_SECONDS,
+                 eager_install: bool = True, **unknown: Any):
+        if unknown:
+            raise ValueError(
+                f"runtime_env config: unknown option(s) {sorted(unknown)}; "
+                f"known options are {list(self.FIELDS)}")
+        timeout = setup_timeout_seconds
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError("runtime_env config 'setup_timeout_seconds' must be a number of "
+                            f"seconds, got {type(timeout).__name__}")
+        if timeout <= 0 and timeout != -1:
+            raise ValueError("runtime_env config 'setup_timeout_seconds' must be > 0 "
+                             f"(or -1 for no timeout), got {timeout}")
+        if not isinstance(eager_install, bool):
+            raise TypeError("runtime_env config 'eager_install' must be a bool, got "
+                            f"{type(eager_install).__name__}")
+        super().__init__(setup_timeout_seconds=timeout, eager_install=eager_install)
+
+    @classmethod
+    def parse(cls, value: Any) -> "RuntimeEnvConfig":
+        if isinstance(value, RuntimeEnvConfig):
+            return value
+        if not isinstance(value, Mapping):
+            raise TypeError("runtime_env field 'config' must be a dict or RuntimeEnvConfig, "
+                            f"got {type(value).__name__}")
+        return cls(**value)
+
+    @property
+    def timeout(self) -> float | None:
+        """The setup deadline in seconds, None when unlimited."""
+        t = self["setup_timeout_seconds"]
+        return None if t == -1 else float(t)
+
+
+class RuntimeEnv(dict):
+    """A runtime environment, as in Ray: a dict of fields, validated when it is made.
+
+    Unknown fields are an error that lists the known ones (Ray lets a typo pass silently).
+    """
+
+    def __init__(self, *, _validate: bool = True, **fields: Any):
+        fields = {k: v for k, v in fields.items() if v is not None}
+        super().__init__(_validated(fields) if _validate else fields)
+
+    # --- Ray-compatible accessors -------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dict(self)
+
+    def serialize(self) -> str:
+        return json.dumps(self, sort_keys=True)
+
+    @classmethod
+    def deserialize(cls, text: str) -> "RuntimeEnv":
+        return cls(**json.loads(text))
+
+    def config(self) -> RuntimeEnvConfig:
+        return RuntimeEnvConfig.parse(self.get(CONFIG, {}))
+
+    def env_vars(self) -> dict:
+        return dict(self.get("env_vars", {}))
+
+    def working_dir(self) -> str:
+        return self.get("working_dir", "")
+
+    def py_modules(self) -> list:
+        return list(self.get("py_modules", []))
+
+    def has_working_dir(self) -> bool:
+        return "working_dir" in self
+
+    def has_py_modules(self) -> bool:
+        return "py_modules" in self
+
+    # --- identity -----------------------------------------------------------------------
+    def canonical(self) -> str:
+        """Canonical JSON of the fields that decide what a worker is."""
+        body = {k: v for k, v in self.items() if k not in _NOT_IDENTITY}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+    def env_hash(self) -> str:
+        return hashlib.sha256(self.canonical().encode()).hexdigest()[:20]
+
+    def is_empty(self) -> bool:
+        return not any(k not in _NOT_IDENTITY for k in self)
+
+
+def known_fields() -> list[str]:
+    return sorted([*_plugin.registry(), CONFIG, EXCLUDES])
+
+
+def _validated(fields: dict) -> dict:
+    registry = _plugin.registry()
+    unknown = [k for k in fields if k not in registry and k not in (CONFIG, EXCLUDES)]
+    if unknown:
+        raise ValueError(f"runtime_env: unknown field(s) {sorted(unknown)}; "
+                         f"known fields are {known_fields()}")
+    for name in fields:
+        plugin = registry.get(name)
+        for other in getattr(plugin, "conflicts", ()):
+            if other in fields:
+                raise ValueError(f"runtime_env: '{name}' and '{other}' cannot both be given "
+                                 f"in one runtime_env")
+    out: dict = {}
+    if EXCLUDES in fields:
+        out[EXCLUDES] = _validate_excludes(fields[EXCLUDES])
+    if CONFIG in fields:
+        out[CONFIG] = dict(RuntimeEnvConfig.parse(fields[CONFIG]))
+    for plugin in _plugin.ordered(fields):
+        out[plugin.name] = plugin.validate(fields[plugin.name], fields)
+    return {k: out[k] for k in fields}  # keep the user's order for display
+
+
+def _validate_excludes(value: Any) -> list[str]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) for p in value):
+        raise TypeError("runtime_env field 'excludes' must be a list of gitignore-style "
+                        f"pattern strings, got {value!r}")
+    return list(value)
+
+
+def parse(value: Any) -> RuntimeEnv:
+    """Accept what a user may pass (None, a dict, a RuntimeEnv) and return a valid RuntimeEnv."""
+    if value is None:
+        return RuntimeEnv()
+    if isinstance(value, RuntimeEnv):
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(f"runtime_env must be a dict or RuntimeEnv, got {type(value).__name__}")
+    bad = [k for k in value if not isinstance(k, str)]
+    if bad:
+        raise TypeError(f"runtime_env field names must be strings, got {bad!r}")
+    return RuntimeEnv(**value)
