@@ -81,7 +81,7 @@ class RuntimeEnv(dict):
 
     @classmethod
     def deserialize(cls, text: str) -> "RuntimeEnv":
-        return cls(**json.loads(text))
+        return cls(_validate=False, **json.loads(text))
 
     def config(self) -> RuntimeEnvConfig:
         return RuntimeEnvConfig.parse(self.get(CONFIG, {}))

@@ -1,0 +1,821 @@
+"""The embedded local node: object store, scheduler and worker pool, in the driver process.
+
+All state lives in one `Node` guarded by one lock. Callers (the driver's threads) change it
+directly; one I/O thread reads the workers' sockets and process-exit notifications and changes
+it the same way. Sockets are non-blocking with per-worker output buffers, so no thread ever
+waits on a worker while holding the lock.
+
+Workers are keyed by the hash of their runtime env: a task runs on an idle worker of its env,
+or on a new one started from the env's launch context while fewer than `num_cpus` tasks run;
+an idle worker of another env is evicted to make room. Each actor gets a worker of its own.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cloudpickle
+import psutil
+
+import runtime_env as renv
+from minray import exceptions as exc
+from minray.protocol import FrameBuffer, frame
+from minray.task import ACTOR, CALL, TaskSpec
+
+BOOT_SCRIPT = str(Path(__file__).parent / "_boot" / "minray_worker.py")
+_READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+
+
+def _error_payload(error: BaseException) -> tuple[bool, bytes]:
+    return False, cloudpickle.dumps(error)
+
+
+@dataclass(eq=False)
+class EnvState:
+    """A runtime env of this session: being prepared, ready (with its launch context), or
+    failed (remembered, so later tasks in it fail at once)."""
+
+    hash: str
+    spec: renv.RuntimeEnv
+    launch: renv.LaunchContext | None = None
+    error: exc.RuntimeEnvSetupError | None = None
+    preparing: bool = False
+
+
+@dataclass(eq=False)
+class Worker:
+    id: str
+    env: EnvState
+    proc: subprocess.Popen
+    actor: "Actor | None" = None
+    sock: socket.socket | None = None
+    state: str = "starting"  # starting, idle, busy, leaving, dead
+    task: TaskSpec | None = None
+    blocked: bool = False  # waiting in get/wait inside a task: its CPU is lent out
+    known_funcs: set = field(default_factory=set)
+    frames: FrameBuffer = field(default_factory=FrameBuffer)
+    outbuf: bytearray = field(default_factory=bytearray)
+    requests: dict = field(default_factory=dict)  # req id -> pending get/wait
+
+
+@dataclass(eq=False)
+class Actor:
+    id: str
+    spec: TaskSpec  # the creation task
+    env: EnvState
+    restarts_left: int
+    worker: Worker | None = None
+    queue: collections.deque = field(default_factory=collections.deque)  # calls not yet sent
+    inflight: dict = field(default_factory=dict)  # task id -> calls sent, not answered
+    dead: exc.ActorDiedError | None = None
+    restarts: int = 0
+
+
+class Node:
+    is_driver = True
+    worker_id = "driver"
+    task_id = None
+    actor_id = None
+    was_restarted = False
+
+    def __init__(self, *, num_cpus: int, job_env: renv.RuntimeEnv, job_id: str):
+        self.num_cpus = num_cpus
+        self.job_id = job_id
+        self.cwd = os.getcwd()
+        self.session_dir = Path(tempfile.mkdtemp(
+            prefix=time.strftime("session_%Y-%m-%d_%H-%M-%S_"), dir=_sessions_root()))
+        (self.session_dir / "logs").mkdir()
+        self.setup_log = renv.setup.session_log_path(self.session_dir / "logs", job_id)
+        self.cache = renv.Cache()
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1)
+        self.objects: dict[str, tuple[bool, bytes]] = {}
+        self._waiters: dict[str, list[Callable[[str], None]]] = {}
+        self.functions: dict[str, bytes] = {}
+        self.envs: dict[str, EnvState] = {}
+        self.workers: dict[str, Worker] = {}
+        self.actors: dict[str, Actor] = {}
+        self._queues: dict[EnvState, collections.deque[TaskSpec]] = {}
+        self._used_cpus = 0.0
+        self._closed = False
+        self._worker_env = {
+            "MINRAY_NODE_SOCKET": str(self.session_dir / "node.sock"),
+            "MINRAY_DRIVER_PID": str(os.getpid()),
+            "MINRAY_JOB_ID": job_id,
+            "MINRAY_NUM_CPUS": str(num_cpus),
+            "MINRAY_WORKER_PATH": os.pathsep.join(_worker_import_paths()),
+            "MINRAY_DRIVER_SYS_PATH": os.pathsep.join(_driver_code_paths()),
+        }
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(self._worker_env["MINRAY_NODE_SOCKET"])
+        self._listener.listen(128)
+        self._listener.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._listener, _READ, ("accept", None))
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._selector.register(self._wake_r, _READ, ("wake", None))
+        self._pidfds = hasattr(os, "pidfd_open")
+        self._io = threading.Thread(target=self._io_loop, name="minray-node-io", daemon=True)
+        self._io.start()
+        self.job_env = self._env(job_env, prepare=job_env.config()["eager_install"])
+
+    # ---------------------------------------------------------------- ids and objects
+    def new_id(self) -> str:
+        return f"{next(self._ids):x}"
+
+    @property
+    def runtime_env_json(self) -> str:
+        return self.job_env.spec.serialize()
+
+    def check_cpus(self, num_cpus: float) -> None:
+        check_cpus(num_cpus, self.num_cpus)
+
+    def put(self, oid: str, data: bytes) -> None:
+        with self._lock:
+            self._store(oid, True, data)
+
+    def _store(self, oid: str, ok: bool, data: bytes) -> None:
+        self.objects[oid] = (ok, data)
+        for callback in self._waiters.pop(oid, ()):
+            callback(oid)
+
+    def _when_ready(self, ids: list[str], need: int, callback: Callable[[], None]) -> None:
+        """Call `callback` once `need` of `ids` are stored (at once if they already are)."""
+        unique = list(dict.fromkeys(ids))
+        missing = [i for i in unique if i not in self.objects]
+        count = [len(unique) - len(missing)]
+        if count[0] >= need:
+            callback()
+            return
+
+        def arrived(_oid: str) -> None:
+            count[0] += 1
+            if count[0] == need:
+                callback()
+
+        for oid in missing:
+            self._waiters.setdefault(oid, []).append(arrived)
+
+    def get(self, ids: list[str], timeout: float | None) -> list[tuple[bool, bytes]]:
+        """Block until every id is stored; the driver's `get`."""
+        done = threading.Event()
+        with self._lock:
+            self._when_ready(ids, len(set(ids)), done.set)
+        if not done.wait(timeout):
+            raise exc.GetTimeoutError(f"get timed out after {timeout} s: "
+                                      f"{sum(i not in self.objects for i in ids)} of "
+                                      f"{len(ids)} objects not ready")
+        return [self.objects[i] for i in ids]
+
+    def wait(self, ids: list[str], num_returns: int, timeout: float | None) -> set[str]:
+        done = threading.Event()
+        with self._lock:
+            self._when_ready(ids, num_returns, done.set)
+        done.wait(timeout)
+        with self._lock:
+            return {i for i in ids if i in self.objects}
+
+    # ---------------------------------------------------------------- environments
+    def _env(self, spec: renv.RuntimeEnv, prepare: bool = True) -> EnvState:
+        h = spec.env_hash()
+        state = self.envs.get(h)
+        if state is None:
+            state = self.envs[h] = EnvState(h, spec)
+        if prepare and not state.preparing:
+            state.preparing = True
+            threading.Thread(target=self._prepare, args=(state,), daemon=True,
+                             name=f"minray-env-{h[:8]}").start()
+        return state
+
+    def env_for(self, parent: EnvState, override: dict | None) -> EnvState:
+        if not override:
+            return self._env(parent.spec)  # prepares the job env on first use if not eager
+        child = override if isinstance(override, renv.RuntimeEnv) else renv.parse(override)
+        return self._env(renv.inherit(parent.spec, child))
+
+    def _prepare(self, state: EnvState) -> None:
+        """Build an env in the background; its tasks wait in their queue meanwhile."""
+        timeout = state.spec.config().timeout
+        result: list = []
+
+        def build() -> None:
+            try:
+                result.append(renv.prepare(state.spec, cache=self.cache,
+                                           log_path=self.setup_log, timeout=timeout))
+            except BaseException as e:  # noqa: BLE001 - every failure is the user's answer
+                result.append(e)
+
+        builder = threading.Thread(target=build, daemon=True)
+        builder.start()
+        builder.join(None if timeout is None else timeout + 5)
+        with self._lock:
+            if not result:
+                state.error = exc.RuntimeEnvSetupError(
+                    f"runtime_env setup timed out after {timeout} s "
+                    f"(config setup_timeout_seconds); full setup log: {self.setup_log}")
+            elif isinstance(result[0], BaseException):
+                state.error = exc.RuntimeEnvSetupError(_describe_setup_failure(result[0]))
+            else:
+                state.launch = result[0]
+            if state.error is not None:
+                self._fail_env(state)
+                return
+            for actor in self.actors.values():
+                if actor.env is state and actor.worker is None and actor.dead is None:
+                    self._start_actor(actor)
+            if state is self.job_env and not self._closed and not self.workers:
+                self._start_worker(state)  # prestart one, as Ray does: the first task is quick
+            self._schedule()
+
+    def _fail_env(self, env: EnvState) -> None:
+        queue = self._queues.pop(env, ())
+        for task in queue:
+            self._finish(task, [_error_payload(env.error)] * len(task.return_ids))
+        for actor in self.actors.values():
+            if actor.env is env and actor.dead is None:
+                self._actor_died(actor, exc.ActorDiedError(
+                    f"actor {actor.spec.name} could not start: {env.error}"), restart=False)
+
+    # ---------------------------------------------------------------- submission
+    def submit(self, spec: TaskSpec, parent: EnvState | None = None) -> None:
+        with self._lock:
+            self._submit(spec, parent or self.job_env)
+
+    def _submit(self, spec: TaskSpec, parent: EnvState) -> None:
+        if self._closed:
+            raise exc.RayError("minray has been shut down; call minray.init() again")
+        if spec.func_bytes is not None:
+            self.functions.setdefault(spec.func_id, spec.func_bytes)
+            spec.func_bytes = None
+        if spec.kind == CALL:
+            actor = self.actors[spec.actor_id]
+            if actor.dead is not None:
+                self._finish(spec, [_error_payload(actor.dead)] * len(spec.return_ids))
+                return
+            actor.queue.append(spec)
+            self._pump_actor(actor)
+            return
+        env = self.env_for(parent, spec.runtime_env)
+        if spec.kind == ACTOR:
+            actor = Actor(spec.actor_id, spec, env, restarts_left=spec.max_retries)
+            self.actors[actor.id] = actor
+            self._start_actor(actor)
+            return
+        if env.error is not None:
+            self._finish(spec, [_error_payload(env.error)] * len(spec.return_ids))
+            return
+        self._when_ready(spec.deps, len(set(spec.deps)), lambda: self._enqueue(spec, env))
+
+    def _enqueue(self, spec: TaskSpec, env: EnvState) -> None:
+        failed = self._failed_dep(spec)
+        if failed is not None:
+            self._finish(spec, [failed] * len(spec.return_ids))
+            return
+        self._queues.setdefault(env, collections.deque()).append(spec)
+        self._schedule()
+
+    def _failed_dep(self, spec: TaskSpec) -> tuple[bool, bytes] | None:
+        for oid in spec.deps:
+            if not self.objects[oid][0]:
+                return self.objects[oid]
+        return None
+
+    def _schedule(self) -> None:
+        """Give queued tasks to idle workers of their env; start workers while CPUs allow."""
+        for env, queue in list(self._queues.items()):
+            if env.error is not None:
+                self._fail_env(env)
+                continue
+            if env.launch is None:
+                continue  # still being prepared
+            idle = [w for w in self.workers.values()
+                    if w.env is env and w.state == "idle" and w.actor is None]
+            starting = sum(1 for w in self.workers.values()
+                           if w.env is env and w.state == "starting" and w.actor is None)
+            while queue:
+                if idle:
+                    task = queue[0]
+                    if self._used_cpus + task.num_cpus > self.num_cpus and task.num_cpus > 0:
+                        break
+                    queue.popleft()
+                    self._dispatch(idle.pop(), task)
+                elif starting < len(queue) and self._room_for_worker(env):
+                    self._start_worker(env)
+                    starting += 1
+                else:
+                    break
+            if not queue:
+                del self._queues[env]
+
+    def _room_for_worker(self, env: EnvState) -> bool:
+        """True if a new task worker may start, evicting an idle one of another env if the
+        node already has `num_cpus` of them."""
+        running = [w for w in self.workers.values()
+                   if w.actor is None and w.state in ("starting", "idle", "busy") and not w.blocked]
+        busy = self._used_cpus + sum(1 for w in running if w.state == "starting")
+        if busy >= self.num_cpus:
+            return False
+        if len(running) >= self.num_cpus:
+            victims = [w for w in running if w.state == "idle" and w.env is not env]
+            if not victims:
+                return False
+            self._retire(victims[0])
+        return True
+
+    def _dispatch(self, worker: Worker, task: TaskSpec) -> None:
+        worker.state, worker.task = "busy", task
+        self._used_cpus += task.num_cpus
+        self._send(worker, self._run_message(worker, task))
+
+    def _run_message(self, worker: Worker, task: TaskSpec) -> tuple:
+        func = None
+        if task.func_id is not None and task.func_id not in worker.known_funcs:
+            worker.known_funcs.add(task.func_id)
+            func = self.functions[task.func_id]
+        deps = {oid: self.objects[oid][1] for oid in task.deps}
+        return ("run", task.kind, task.task_id, task.name, task.func_id, func, task.method,
+                task.args, deps, task.return_ids)
+
+    # ---------------------------------------------------------------- results
+    def _finish(self, task: TaskSpec, results: list[tuple[bool, bytes]]) -> None:
+        for oid, (ok, data) in zip(task.return_ids, results):
+            self._store(oid, ok, data)
+
+    def _on_done(self, worker: Worker, task_id: str, results: list) -> None:
+        if worker.actor is not None:
+            actor = worker.actor
+            if task_id == actor.spec.task_id:  # the creation task
+                if not results[0][0]:
+                    cause = cloudpickle.loads(results[0][1])
+                    self._actor_died(actor, exc.ActorDiedError(
+                        f"actor {actor.spec.name} failed in its constructor:\n{cause}"),
+                        restart=False)
+                return
+            task = actor.inflight.pop(task_id, None)
+            if task is not None:  # None: already failed when the actor died
+                self._finish(task, results)
+            return
+        task = worker.task
+        self._used_cpus -= task.num_cpus if not worker.blocked else 0
+        worker.task, worker.blocked = None, False
+        if worker.state == "busy":
+            worker.state = "idle"
+        self._finish(task, results)
+        self._schedule()
+
+    # ---------------------------------------------------------------- actors
+    def _start_actor(self, actor: Actor) -> None:
+        if actor.env.error is not None:
+            self._actor_died(actor, exc.ActorDiedError(
+                f"actor {actor.spec.name} could not start: {actor.env.error}"), restart=False)
+            return
+        if actor.env.launch is None:
+            return  # started when its env is ready
+        actor.worker = self._start_worker(actor.env, actor)
+
+    def _actor_ready(self, actor: Actor) -> None:
+        """The actor's worker connected: create the instance, then send queued calls."""
+        spec = actor.spec
+
+        def send_init() -> None:
+            failed = self._failed_dep(spec)
+            if failed is not None:
+                cause = cloudpickle.loads(failed[1])
+                self._actor_died(actor, exc.ActorDiedError(
+                    f"actor {spec.name} could not be created: an argument failed:\n{cause}"),
+                    restart=False)
+                return
+            actor.worker.state = "busy"
+            self._send(actor.worker, self._run_message(actor.worker, spec))
+            self._pump_actor(actor)
+
+        self._when_ready(spec.deps, len(set(spec.deps)), send_init)
+
+    def _pump_actor(self, actor: Actor) -> None:
+        """Send queued calls in order, each once its arguments are ready."""
+        worker = actor.worker
+        if worker is None or worker.state != "busy":
+            return
+        while actor.queue:
+            call = actor.queue[0]
+            if any(d not in self.objects for d in call.deps):
+                self._when_ready(call.deps, len(set(call.deps)), lambda: self._pump_actor(actor))
+                return
+            actor.queue.popleft()
+            failed = self._failed_dep(call)
+            if failed is not None:
+                self._finish(call, [failed] * len(call.return_ids))
+                continue
+            actor.inflight[call.task_id] = call
+            self._send(worker, self._run_message(worker, call))
+
+    def _actor_died(self, actor: Actor, error: exc.ActorDiedError, *, restart: bool) -> None:
+        for call in actor.inflight.values():
+            self._finish(call, [_error_payload(error)] * len(call.return_ids))
+        actor.inflight.clear()
+        if restart and actor.restarts_left != 0:
+            actor.restarts_left -= 1
+            actor.restarts += 1
+            self._start_actor(actor)
+            return
+        actor.dead = error
+        for call in actor.queue:
+            self._finish(call, [_error_payload(error)] * len(call.return_ids))
+        actor.queue.clear()
+        if actor.worker is not None and actor.worker.state not in ("leaving", "dead"):
+            self._retire(actor.worker)
+
+    def kill_actor(self, actor_id: str, no_restart: bool = True) -> None:
+        with self._lock:
+            actor = self.actors.get(actor_id)
+            if actor is None or actor.dead is not None:
+                return
+            worker = actor.worker
+            if no_restart:
+                actor.restarts_left = 0
+            if worker is not None and worker.state != "dead":
+                worker.state = "leaving"
+                _kill_tree(worker.proc.pid)
+            if no_restart:
+                self._actor_died(actor, exc.ActorDiedError(
+                    f"actor {actor.spec.name} was killed by minray.kill()"), restart=False)
+
+    # ---------------------------------------------------------------- worker processes
+    def _start_worker(self, env: EnvState, actor: Actor | None = None) -> Worker | None:
+        wid = f"w{self.new_id()}"
+        launch = env.launch
+        process_env = launch.process_env()
+        process_env.update(self._worker_env, MINRAY_WORKER_ID=wid,
+                           MINRAY_RUNTIME_ENV=env.spec.serialize(),
+                           MINRAY_ACTOR_RESTARTS=str(actor.restarts if actor else 0))
+        argv = [*launch.py_executable, BOOT_SCRIPT]
+        try:
+            proc = subprocess.Popen(argv, env=process_env, cwd=launch.cwd or self.cwd,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as e:
+            env.error = exc.RuntimeEnvSetupError(
+                f"cannot start a worker with {argv[0]!r}: {e.strerror or e}")
+            self._fail_env(env)
+            return None
+        worker = Worker(wid, env, proc, actor=actor)
+        self.workers[wid] = worker
+        if self._pidfds:
+            fd = os.pidfd_open(proc.pid)
+            self._register(fd, _READ, ("exit", worker))
+        return worker
+
+    def _retire(self, worker: Worker) -> None:
+        """Ask a worker to exit; its exit is handled as expected, not as a crash."""
+        worker.state = "leaving"
+        if worker.sock is not None:
+            self._send(worker, ("exit",))
+
+    def _on_hello(self, sock: socket.socket, wid: str) -> None:
+        worker = self.workers.get(wid)
+        if worker is None or worker.state != "starting":
+            self._unregister(sock)
+            sock.close()
+            return
+        worker.sock = sock
+        self._modify(sock, _READ, ("worker", worker))
+        if worker.actor is not None:
+            worker.state = "busy"  # an actor's worker belongs to it
+            self._actor_ready(worker.actor)
+        else:
+            worker.state = "idle"
+            self._schedule()
+
+    def _on_exit(self, worker: Worker) -> None:
+        """A worker process ended: retry or fail what it was running."""
+        if worker.state == "dead":
+            return
+        code = worker.proc.wait()
+        was = worker.state
+        worker.state = "dead"
+        self.workers.pop(worker.id, None)
+        if worker.sock is not None:
+            self._unregister(worker.sock)
+            worker.sock.close()
+        for req in worker.requests.values():
+            req["cancelled"] = True
+        how = _exit_description(code)
+        if was == "starting" and not self._closed:
+            worker.env.error = worker.env.error or exc.RuntimeEnvSetupError(
+                f"the worker process exited ({how}) before connecting to the node; command: "
+                f"{' '.join(worker.env.launch.py_executable)} {BOOT_SCRIPT}; its output is "
+                f"above in the driver's stderr")
+            self._fail_env(worker.env)
+        elif worker.actor is not None and worker.actor.worker is worker:
+            actor = worker.actor
+            actor.worker = None
+            if actor.dead is None and not self._closed:
+                self._actor_died(actor, exc.ActorDiedError(
+                    f"the worker of actor {actor.spec.name} died ({how})"), restart=True)
+        elif worker.task is not None:
+            task = worker.task
+            if not worker.blocked:
+                self._used_cpus -= task.num_cpus
+            if not self._closed and (task.max_retries < 0 or task.attempts < task.max_retries):
+                task.attempts += 1
+                self._queues.setdefault(worker.env, collections.deque()).appendleft(task)
+            else:
+                error = exc.WorkerCrashedError(
+                    f"the worker running {task.name} died ({how}); retried {task.attempts} "
+                    f"time(s) (max_retries={task.max_retries})")
+                self._finish(task, [_error_payload(error)] * len(task.return_ids))
+        if not self._closed:
+            self._schedule()
+
+    # ---------------------------------------------------------------- worker requests
+    def _on_message(self, worker: Worker, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "done":
+            self._on_done(worker, msg[1], msg[2])
+        elif kind == "submit":
+            try:
+                self._submit(msg[1], worker.env)
+            except Exception as e:  # noqa: BLE001 - the submitter learns it from get()
+                self._finish(msg[1], [_error_payload(exc.RayError(f"cannot submit: {e}"))]
+                             * len(msg[1].return_ids))
+        elif kind == "put":
+            self._store(msg[1], True, msg[2])
+        elif kind in ("get", "wait"):
+            self._on_request(worker, *msg)
+        elif kind == "cancel":
+            self._on_cancel(worker, msg[1])
+        elif kind == "kill":
+            self.kill_actor(msg[1], msg[2])
+
+    def _on_request(self, worker: Worker, kind: str, req_id: int, ids: list[str],
+                    need: int) -> None:
+        """A task blocks in get/wait: lend out its CPU until the answer is sent."""
+        req = {"kind": kind, "ids": ids, "cancelled": False}
+        worker.requests[req_id] = req
+        if worker.task is not None and not worker.blocked:
+            worker.blocked = True
+            self._used_cpus -= worker.task.num_cpus
+        self._when_ready(ids, need, lambda: self._answer(worker, req_id))
+        self._schedule()
+
+    def _answer(self, worker: Worker, req_id: int) -> None:
+        req = worker.requests.pop(req_id, None)
+        if req is None or req["cancelled"] or worker.state == "dead":
+            return
+        if req["kind"] == "get":
+            payload = [self.objects[i] for i in req["ids"]]
+        else:
+            payload = [i for i in req["ids"] if i in self.objects]
+        self._unblock(worker)
+        self._send(worker, ("reply", req_id, payload))
+
+    def _on_cancel(self, worker: Worker, req_id: int) -> None:
+        """The task's get/wait timed out: answer a wait with what is ready now."""
+        req = worker.requests.pop(req_id, None)
+        if req is None:
+            return
+        req["cancelled"] = True
+        self._unblock(worker)
+        if req["kind"] == "wait":
+            self._send(worker, ("reply", req_id, [i for i in req["ids"] if i in self.objects]))
+
+    def _unblock(self, worker: Worker) -> None:
+        if worker.blocked and not worker.requests and worker.task is not None:
+            worker.blocked = False
+            self._used_cpus += worker.task.num_cpus
+
+    # ---------------------------------------------------------------- I/O
+    def _register(self, fileobj, events: int, data) -> None:
+        self._selector.register(fileobj, events, data)
+        self._wake()
+
+    def _modify(self, fileobj, events: int, data) -> None:
+        self._selector.modify(fileobj, events, data)
+        self._wake()
+
+    def _unregister(self, fileobj) -> None:
+        try:
+            self._selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+
+    def _wake(self) -> None:
+        if threading.current_thread() is not self._io:
+            try:
+                os.write(self._wake_w, b"x")
+            except BlockingIOError:
+                pass
+
+    def _send(self, worker: Worker, msg: tuple) -> None:
+        if worker.sock is None or worker.state == "dead":
+            return
+        data = frame(msg)
+        if worker.outbuf:
+            worker.outbuf += data
+            return
+        try:
+            sent = worker.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            return  # the worker is gone; its exit is handled when the process ends
+        if sent < len(data):
+            worker.outbuf += data[sent:]
+            self._modify(worker.sock, _READ | _WRITE, ("worker", worker))
+
+    def _flush(self, worker: Worker) -> None:
+        try:
+            sent = worker.sock.send(worker.outbuf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            worker.outbuf.clear()
+            sent = 0
+        del worker.outbuf[:sent]
+        if not worker.outbuf:
+            self._modify(worker.sock, _READ, ("worker", worker))
+
+    def _io_loop(self) -> None:
+        while not self._closed:
+            events = self._selector.select(None if self._pidfds else 0.2)
+            with self._lock:
+                if self._closed:
+                    return
+                for key, mask in events:
+                    try:
+                        self._on_event(key, mask)
+                    except Exception:  # noqa: BLE001 - the node must outlive any one event
+                        traceback.print_exc()
+                if not self._pidfds:
+                    for worker in list(self.workers.values()):
+                        if worker.proc.poll() is not None:
+                            self._on_exit(worker)
+
+    def _on_event(self, key: selectors.SelectorKey, mask: int) -> None:
+        kind, obj = key.data
+        if kind == "worker":
+            if mask & _WRITE:
+                self._flush(obj)
+            if mask & _READ and obj.sock is not None:
+                self._read(obj.sock, obj.frames, obj)
+        elif kind == "exit":
+            self._unregister(key.fileobj)
+            os.close(key.fileobj)
+            self._on_exit(obj)
+        elif kind == "hello":
+            self._read(key.fileobj, obj)
+        elif kind == "accept":
+            self._accept()
+        else:
+            _drain(self._wake_r)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            sock.setblocking(False)
+            self._selector.register(sock, _READ, ("hello", FrameBuffer()))
+
+    def _read(self, sock: socket.socket, frames: FrameBuffer, worker: Worker | None = None):
+        try:
+            data = sock.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # closed; the process exit (pidfd / poll) settles what it was running
+            self._unregister(sock)
+            if worker is not None:
+                worker.sock = None
+            sock.close()
+            return
+        for msg in frames.feed(data):
+            if worker is None:  # a new connection: its first message names the worker
+                worker = self.workers.get(msg[1])
+                if worker is not None:
+                    worker.frames = frames
+                self._on_hello(sock, msg[1])
+                if worker is None or worker.sock is not sock:
+                    return
+            else:
+                self._on_message(worker, msg)
+
+    # ---------------------------------------------------------------- shutdown
+    def shutdown(self) -> None:
+        """Stop every worker and everything they started; leave no process behind."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            workers = list(self.workers.values())
+            procs = []
+            for w in workers:
+                try:
+                    p = psutil.Process(w.proc.pid)
+                    procs += [p, *p.children(recursive=True)]
+                except psutil.NoSuchProcess:
+                    pass
+                if w.sock is not None:
+                    try:
+                        w.sock.close()  # the worker sees EOF and exits
+                    except OSError:
+                        pass
+            os.write(self._wake_w, b"x")
+        self._io.join(2)
+        _, alive = psutil.wait_procs(procs, timeout=1.0)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=3)
+        for w in workers:
+            w.proc.poll()
+        self._listener.close()
+        self._selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+        Path(self._worker_env["MINRAY_NODE_SOCKET"]).unlink(missing_ok=True)
+
+
+def check_cpus(num_cpus: float, total: int) -> None:
+    if num_cpus > total:
+        raise ValueError(f"num_cpus={num_cpus} is more than this node has ({total}); the task "
+                         f"could never run. Pass num_cpus to minray.init() to change it")
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _kill_tree(pid: int) -> None:
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def _exit_description(code: int | None) -> str:
+    if code is None:
+        return "exit code unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _describe_setup_failure(error: BaseException) -> str:
+    if isinstance(error, renv.SetupError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def _sessions_root() -> str:
+    root = Path(os.environ.get("MINRAY_TMPDIR") or tempfile.gettempdir()) / f"minray-{os.getuid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    return str(root)
+
+
+def _worker_import_paths() -> list[str]:
+    """Where minray and its worker-side dependencies live, appended to a worker's sys.path so
+    they import in any env (a venv, a conda prefix) after the env's own packages."""
+    import minray
+
+    paths = [str(Path(minray.__file__).resolve().parent.parent),
+             str(Path(cloudpickle.__file__).resolve().parent.parent)]
+    return list(dict.fromkeys(paths))
+
+
+def _driver_code_paths() -> list[str]:
+    """The driver's script directory and cwd, as Ray adds them, so functions defined in the
+    driver's own modules import in workers."""
+    paths = [sys.path[0] if sys.path and sys.path[0] else os.getcwd(), os.getcwd()]
+    return list(dict.fromkeys(os.path.abspath(p) for p in paths))

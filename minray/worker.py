@@ -1,0 +1,233 @@
+"""The worker process: runs tasks and actor methods sent by the node, one at a time.
+
+The same object is the worker's `core`: tasks that call `minray.get`, `.remote()` or `put`
+go through the worker's connection to the node, so nested tasks inherit this worker's env.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import pickle
+import select
+import socket
+import sys
+import threading
+import time
+import traceback
+
+import cloudpickle
+
+from minray import api
+from minray import exceptions as exc
+from minray.objects import ObjectRef
+from minray.protocol import Channel
+from minray.task import ACTOR, TaskSpec
+
+
+class WorkerCore:
+    """The worker's side of the node API (see minray.api)."""
+
+    is_driver = False
+
+    def __init__(self, channel: Channel, worker_id: str):
+        self.channel = channel
+        self.worker_id = worker_id
+        self.job_id = os.environ["MINRAY_JOB_ID"]
+        self.runtime_env_json = os.environ["MINRAY_RUNTIME_ENV"]
+        self.task_id: str | None = None
+        self.actor_id: str | None = None
+        self.actor = None
+        self.actor_error: BaseException | None = None
+        self.was_restarted = os.environ.get("MINRAY_ACTOR_RESTARTS", "0") != "0"
+        self.num_cpus = int(os.environ["MINRAY_NUM_CPUS"])
+        self._ids = itertools.count(1)
+        self._requests = itertools.count(1)
+        self._functions: dict[str, object] = {}
+        self._sent_functions: set[str] = set()
+        self._inbox: collections.deque[tuple] = collections.deque()
+
+    # ------------------------------------------------------------- core API for tasks
+    def new_id(self) -> str:
+        return f"{self.worker_id}.{next(self._ids):x}"
+
+    def check_cpus(self, num_cpus: float) -> None:
+        from minray.node import check_cpus
+
+        check_cpus(num_cpus, self.num_cpus)
+
+    def submit(self, spec: TaskSpec) -> None:
+        if spec.func_id in self._sent_functions:
+            spec.func_bytes = None
+        elif spec.func_id is not None:
+            self._sent_functions.add(spec.func_id)
+        self.channel.send(("submit", spec))
+
+    def put(self, oid: str, data: bytes) -> None:
+        self.channel.send(("put", oid, data))
+
+    def kill_actor(self, actor_id: str, no_restart: bool = True) -> None:
+        self.channel.send(("kill", actor_id, no_restart))
+
+    def get(self, ids: list[str], timeout: float | None) -> list[tuple[bool, bytes]]:
+        _, reply = self._request("get", ids, len(set(ids)), timeout)
+        if reply is None:
+            raise exc.GetTimeoutError(f"get timed out after {timeout} s")
+        return reply
+
+    def wait(self, ids: list[str], num_returns: int, timeout: float | None) -> set[str]:
+        req, reply = self._request("wait", ids, num_returns, timeout)
+        if reply is None:  # timed out: the node answers the cancel with what is ready
+            reply = self._reply_to(req, None)
+        return set(reply)
+
+    def _request(self, kind: str, ids: list[str], need: int, timeout: float | None):
+        """Ask the node for objects; while this task waits, its CPU is lent to others."""
+        req = next(self._requests)
+        self.channel.send((kind, req, ids, need))
+        reply = self._reply_to(req, timeout)
+        if reply is None:
+            self.channel.send(("cancel", req))
+        return req, reply
+
+    def _reply_to(self, req: int, timeout: float | None):
+        """Read until the reply to `req`; keep work that arrives meanwhile for later."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0)
+            msg = self.channel.recv(left)
+            if msg is None:
+                return None
+            if msg[0] == "reply":
+                if msg[1] == req:
+                    return msg[2]
+                continue  # the late answer to a request that timed out
+            self._inbox.append(msg)
+
+    # ------------------------------------------------------------- running work
+    def serve(self) -> None:
+        while True:
+            msg = self._inbox.popleft() if self._inbox else self.channel.recv()
+            if msg[0] == "exit":
+                return
+            if msg[0] == "run":
+                self._run(*msg[1:])
+
+    def _run(self, kind, task_id, name, func_id, func_bytes, method, args, deps, return_ids):
+        self.task_id = task_id
+        try:
+            if func_bytes is not None:
+                self._functions[func_id] = cloudpickle.loads(func_bytes)
+            call_args, call_kwargs = _load_args(args, deps)
+            if kind == ACTOR:
+                self.actor_id = task_id
+                self.actor = self._functions[func_id](*call_args, **call_kwargs)
+                results = [(True, b"")]
+            else:
+                if self.actor_error is not None:
+                    raise self.actor_error
+                fn = (getattr(self.actor, method) if method is not None
+                      else self._functions[func_id])
+                value = fn(*call_args, **call_kwargs)
+                results = _dump_results(value, len(return_ids), name)
+        except Exception as e:  # noqa: BLE001 - every error goes back to the caller
+            error = _task_error(name, e)
+            if kind == ACTOR:
+                self.actor_error = exc.ActorDiedError(f"the actor's constructor failed:\n{error}")
+            results = [_dump_error(error)] * max(len(return_ids), 1)
+        finally:
+            self.task_id = None
+        self.channel.send(("done", task_id, results))
+
+
+def _load_args(args: bytes, deps: dict[str, bytes]) -> tuple[list, dict]:
+    if not args:
+        return [], {}
+    call_args, call_kwargs = pickle.loads(args)
+    if deps:
+        call_args = [pickle.loads(deps[a.id]) if type(a) is ObjectRef else a for a in call_args]
+        call_kwargs = {k: pickle.loads(deps[v.id]) if type(v) is ObjectRef else v
+                       for k, v in call_kwargs.items()}
+    return call_args, call_kwargs
+
+
+def _dumps(value) -> bytes:
+    """pickle when it can (fast), cloudpickle for what only it can (lambdas, local classes)."""
+    try:
+        return pickle.dumps(value, protocol=5)
+    except Exception:  # noqa: BLE001 - any pickling failure: try the thorough way
+        return cloudpickle.dumps(value, protocol=5)
+
+
+def _dump_results(value, n: int, name: str) -> list[tuple[bool, bytes]]:
+    if n == 1:
+        return [(True, _dumps(value))]
+    values = list(value) if isinstance(value, (tuple, list)) else None
+    if values is None or len(values) != n:
+        raise ValueError(f"{name} declared num_returns={n} but returned {value!r}")
+    return [(True, _dumps(v)) for v in values]
+
+
+def _task_error(name: str, error: Exception) -> exc.RayError:
+    if isinstance(error, exc.RayActorError):
+        return error
+    tb = traceback.format_exception(type(error), error, error.__traceback__.tb_next)
+    return exc.RayTaskError(name, "".join(tb), error)
+
+
+def _dump_error(error: BaseException) -> tuple[bool, bytes]:
+    try:
+        return False, cloudpickle.dumps(error)
+    except Exception:  # noqa: BLE001 - an exception that cannot travel: keep its text
+        if isinstance(error, exc.RayTaskError):
+            error = exc.RayTaskError(error.function_name, error.traceback_str, None)
+        else:
+            error = exc.RayError(str(error))
+        return False, cloudpickle.dumps(error)
+
+
+def _watch_driver(sock: socket.socket, driver_pid: int) -> None:
+    """Exit as soon as the driver is gone, even if it was killed with SIGKILL mid-task."""
+    hangup = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR
+    poller = select.poll()
+    poller.register(sock.fileno(), hangup)
+    while True:
+        if poller.poll(1000) or not _alive(driver_pid):
+            os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed driver not yet reaped by its parent is a zombie: gone for us
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def main() -> None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(os.environ["MINRAY_NODE_SOCKET"])
+    for path in os.environ.get("MINRAY_DRIVER_SYS_PATH", "").split(os.pathsep):
+        if path and path not in sys.path:
+            sys.path.append(path)
+    channel = Channel(sock)
+    core = WorkerCore(channel, os.environ["MINRAY_WORKER_ID"])
+    channel.send(("hello", core.worker_id))
+    threading.Thread(target=_watch_driver, args=(sock, int(os.environ["MINRAY_DRIVER_PID"])),
+                     daemon=True).start()
+    api.attach_worker(core)
+    try:
+        core.serve()
+    except (EOFError, ConnectionError):
+        pass
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
