@@ -132,7 +132,10 @@ class Node:
         self._pidfds = hasattr(os, "pidfd_open")
         self._io = threading.Thread(target=self._io_loop, name="minray-node-io", daemon=True)
         self._io.start()
-        self.job_env = self._env(job_env, prepare=job_env.config()["eager_install"])
+        with self._lock:
+            self.job_env = self._env(job_env, prepare=False)
+            if job_env.config()["eager_install"]:  # as Ray: build the job env at init
+                self._env(job_env)
 
     # ---------------------------------------------------------------- ids and objects
     def new_id(self) -> str:
@@ -224,6 +227,8 @@ class Node:
         builder.start()
         builder.join(None if timeout is None else timeout + 5)
         with self._lock:
+            if self._closed:
+                return
             if not result:
                 state.error = exc.RuntimeEnvSetupError(
                     f"runtime_env setup timed out after {timeout} s "
@@ -297,6 +302,8 @@ class Node:
 
     def _schedule(self) -> None:
         """Give queued tasks to idle workers of their env; start workers while CPUs allow."""
+        if self._closed:
+            return
         for env, queue in list(self._queues.items()):
             if env.error is not None:
                 self._fail_env(env)

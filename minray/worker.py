@@ -213,7 +213,10 @@ def _alive(pid: int) -> bool:
 
 def main() -> None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(os.environ["MINRAY_NODE_SOCKET"])
+    try:
+        sock.connect(os.environ["MINRAY_NODE_SOCKET"])
+    except OSError:  # the node shut down while this worker was starting
+        os._exit(0)
     for path in os.environ.get("MINRAY_DRIVER_SYS_PATH", "").split(os.pathsep):
         if path and path not in sys.path:
             sys.path.append(path)
