@@ -1,7 +1,8 @@
 """The public API: init/shutdown, get/wait/put, kill, get_runtime_context.
 
 `core()` is the node in the driver and the worker's connection to it inside a task; every call
-goes through it, so the same code runs in both places, as in Ray.
+goes through it, so the same code runs in both places, as in Ray. Workers import this module at
+start, so what only the driver needs (the node, runtime_env) is imported where it is used.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 
 import cloudpickle
 
-import runtime_env as renv
 from minray import exceptions as exc
 from minray.objects import ObjectRef
 from minray.remote import ActorHandle
@@ -51,6 +51,7 @@ def init(num_cpus: int | None = None, runtime_env: dict | None = None,
          include_dashboard: bool | None = None, logging_level: Any = None) -> _Initialized:
     """Start the embedded local node. Cheap: workers start when tasks need them."""
     global _core
+    import runtime_env as renv
     from minray.node import Node
 
     if address not in (None, "local", "auto"):
@@ -185,8 +186,11 @@ class RuntimeContext:
         return self.get_job_id()
 
     @property
-    def runtime_env(self) -> renv.RuntimeEnv:
-        return renv.RuntimeEnv.deserialize(self.get_runtime_env_string())
+    def runtime_env(self):
+        """The effective env, a `RuntimeEnv`."""
+        from runtime_env import RuntimeEnv
+
+        return RuntimeEnv.deserialize(self.get_runtime_env_string())
 
     def get_runtime_env_string(self) -> str:
         return self._core.runtime_env_json

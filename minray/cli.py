@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import runtime_env as renv
-from runtime_env import plugin
 from minray.api import JOB_RUNTIME_ENV_VAR
+from runtime_env import plugin
 
 
 def _load_env(args: argparse.Namespace) -> renv.RuntimeEnv:

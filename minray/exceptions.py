@@ -26,9 +26,11 @@ class RayTaskError(RayError):
     def __str__(self) -> str:
         return f"{self.function_name} failed:\n{self.traceback_str.rstrip()}"
 
-    def as_instanceof_cause(self) -> "RayTaskError":
+    def as_instanceof_cause(self) -> RayTaskError:
         cause_cls = type(self.cause)
-        if self.cause is None or isinstance(self, cause_cls) or not issubclass(cause_cls, Exception):
+        if self.cause is None or isinstance(self, cause_cls):
+            return self
+        if not issubclass(cause_cls, Exception):
             return self
         try:
             cls = type(f"RayTaskError({cause_cls.__name__})", (RayTaskError, cause_cls),

@@ -24,9 +24,9 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import cloudpickle
 import psutil
@@ -61,7 +61,7 @@ class Worker:
     id: str
     env: EnvState
     proc: subprocess.Popen
-    actor: "Actor | None" = None
+    actor: Actor | None = None
     sock: socket.socket | None = None
     state: str = "starting"  # starting, idle, busy, leaving, dead
     task: TaskSpec | None = None
@@ -360,7 +360,7 @@ class Node:
 
     # ---------------------------------------------------------------- results
     def _finish(self, task: TaskSpec, results: list[tuple[bool, bytes]]) -> None:
-        for oid, (ok, data) in zip(task.return_ids, results):
+        for oid, (ok, data) in zip(task.return_ids, results, strict=False):
             self._store(oid, ok, data)
 
     def _on_done(self, worker: Worker, task_id: str, results: list) -> None:

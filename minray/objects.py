@@ -25,7 +25,8 @@ class ObjectRef:
         return self.id
 
     def __await__(self):
-        from minray import api
         import asyncio
+
+        from minray import api
 
         return asyncio.get_running_loop().run_in_executor(None, api.get, self).__await__()

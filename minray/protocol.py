@@ -61,7 +61,7 @@ class Channel:
             self.sock.settimeout(timeout)
             try:
                 data = self.sock.recv(1 << 20)
-            except socket.timeout:
+            except TimeoutError:
                 return None
             finally:
                 self.sock.settimeout(None)

@@ -8,7 +8,6 @@ from typing import Any
 
 import cloudpickle
 
-import runtime_env as renv
 from minray.objects import ObjectRef
 from minray.task import ACTOR, CALL, TASK, TaskSpec
 
@@ -48,7 +47,9 @@ def validate_options(options: dict, *, actor: bool) -> dict:
     if out.get("max_concurrency", 1) != 1:
         raise ValueError("max_concurrency: minray actors run one method at a time")
     if "runtime_env" in out:
-        out["runtime_env"] = renv.parse(out["runtime_env"]) if out["runtime_env"] else None
+        from runtime_env import parse  # not at import: workers start faster without it
+
+        out["runtime_env"] = parse(out["runtime_env"]) if out["runtime_env"] else None
     return out
 
 
@@ -104,7 +105,7 @@ class _Remote:
         raise TypeError(f"{kind} cannot be called directly; use {self.__name__}.remote(...) "
                         f"instead of {self.__name__}(...)")
 
-    def options(self, **options) -> "_WithOptions":
+    def options(self, **options) -> _WithOptions:
         return _WithOptions(self, {**self._default_options,
                                    **validate_options(options, actor=self._actor)})
 
@@ -119,7 +120,7 @@ class _WithOptions:
         self._remote_obj = remote
         self._options = options
 
-    def options(self, **options) -> "_WithOptions":
+    def options(self, **options) -> _WithOptions:
         extra = validate_options(options, actor=self._remote_obj._actor)
         return _WithOptions(self._remote_obj, {**self._options, **extra})
 
@@ -149,7 +150,7 @@ class RemoteFunction(_Remote):
 class ActorClass(_Remote):
     _actor = True
 
-    def _remote(self, args: tuple, kwargs: dict, options: dict) -> "ActorHandle":
+    def _remote(self, args: tuple, kwargs: dict, options: dict) -> ActorHandle:
         core = _core()
         func_id, func_bytes = self._exported_target()
         actor_id = core.new_id()
@@ -174,7 +175,7 @@ class ActorHandle:
         self._class_name = class_name
         self._methods = methods
 
-    def __getattr__(self, name: str) -> "ActorMethod":
+    def __getattr__(self, name: str) -> ActorMethod:
         if name.startswith("_") or name not in self._methods:
             raise AttributeError(f"actor {self._class_name} has no method {name!r}")
         return ActorMethod(self, name, {})
@@ -196,7 +197,7 @@ class ActorMethod:
         raise TypeError(f"actor methods cannot be called directly; use "
                         f"{self._name}.remote(...)")
 
-    def options(self, **options) -> "ActorMethod":
+    def options(self, **options) -> ActorMethod:
         unknown = sorted(set(options) - {"num_returns", "name"})
         if unknown:
             raise ValueError(f"unknown actor method option(s) {unknown}; known options are "

@@ -11,8 +11,9 @@ Third-party plugins register a `Plugin` subclass under the entry point group
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Mapping
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from runtime_env.context import LaunchContext
@@ -46,11 +47,11 @@ class Plugin:
         """
         return value
 
-    def create(self, value: Any, setup: "Setup") -> Any:
+    def create(self, value: Any, setup: Setup) -> Any:
         """Build what the value needs (usually a cache entry) and return it for `modify`."""
         return None
 
-    def modify(self, value: Any, created: Any, launch: "LaunchContext", setup: "Setup") -> None:
+    def modify(self, value: Any, created: Any, launch: LaunchContext, setup: Setup) -> None:
         """Adjust how workers start (interpreter, env vars, cwd, sys.path)."""
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from runtime_env import plugin as _plugin
 
@@ -47,7 +48,7 @@ class RuntimeEnvConfig(dict):
         super().__init__(setup_timeout_seconds=timeout, eager_install=eager_install)
 
     @classmethod
-    def parse(cls, value: Any) -> "RuntimeEnvConfig":
+    def parse(cls, value: Any) -> RuntimeEnvConfig:
         if isinstance(value, RuntimeEnvConfig):
             return value
         if not isinstance(value, Mapping):
@@ -80,7 +81,7 @@ class RuntimeEnv(dict):
         return json.dumps(self, sort_keys=True)
 
     @classmethod
-    def deserialize(cls, text: str) -> "RuntimeEnv":
+    def deserialize(cls, text: str) -> RuntimeEnv:
         return cls(_validate=False, **json.loads(text))
 
     def config(self) -> RuntimeEnvConfig:

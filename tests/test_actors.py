@@ -3,8 +3,8 @@
 import os
 
 import pytest
-from conftest import gone_within
 
+from conftest import gone_within
 from minray.exceptions import ActorDiedError, RayActorError
 
 
