@@ -29,13 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cloudpickle
-import psutil
 
 import runtime_env as renv
 from minray import exceptions as exc
+from minray import objects
 from minray.protocol import FrameBuffer, frame
 from minray.task import ACTOR, CALL, TaskSpec
 
+# Ids are unique per driver process, so a ref that outlives one session never names an object
+# of the next.
+_ids = itertools.count(1)
 BOOT_SCRIPT = str(Path(__file__).parent / "_boot" / "minray_worker.py")
 _READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
@@ -99,11 +102,15 @@ class Node:
         self.session_dir = Path(tempfile.mkdtemp(
             prefix=time.strftime("session_%Y-%m-%d_%H-%M-%S_"), dir=_sessions_root()))
         (self.session_dir / "logs").mkdir()
-        self.setup_log = renv.setup.session_log_path(self.session_dir / "logs", job_id)
-        self.cache = renv.Cache()
+        self.setup_log = str(self.session_dir / "logs" / f"runtime_env_setup-{job_id}.log")
         self._lock = threading.RLock()
-        self._ids = itertools.count(1)
         self.objects: dict[str, tuple[bool, bytes]] = {}
+        self._refs: dict[str, int] = {}  # live ObjectRefs in the driver, per object
+        self._pins: dict[str, int] = {}  # unfinished tasks that take the object as argument
+        self._dropped: set[str] = set()  # results that no one can ask for any more
+        self._ref_events: collections.deque = collections.deque()
+        self._escaped: set[str] = set()
+        objects.track(self._ref_events, self._escaped)
         self._waiters: dict[str, list[Callable[[str], None]]] = {}
         self.functions: dict[str, bytes] = {}
         self.envs: dict[str, EnvState] = {}
@@ -139,7 +146,7 @@ class Node:
 
     # ---------------------------------------------------------------- ids and objects
     def new_id(self) -> str:
-        return f"{next(self._ids):x}"
+        return f"{next(_ids):x}"
 
     @property
     def runtime_env_json(self) -> str:
@@ -153,9 +160,44 @@ class Node:
             self._store(oid, True, data)
 
     def _store(self, oid: str, ok: bool, data: bytes) -> None:
-        self.objects[oid] = (ok, data)
+        self._collect()
+        if oid in self._dropped:
+            self._dropped.discard(oid)
+        else:
+            self.objects[oid] = (ok, data)
         for callback in self._waiters.pop(oid, ()):
             callback(oid)
+
+    # ---------------------------------------------------------------- freeing objects
+    def _collect(self) -> None:
+        """Count the refs born and collected since last time; free what nobody can reach."""
+        events = self._ref_events
+        while events:
+            oid, delta = events.popleft()
+            count = self._refs.get(oid, 0) + delta
+            if count > 0:
+                self._refs[oid] = count
+            elif oid in self._refs:
+                del self._refs[oid]
+                self._free(oid)
+
+    def _free(self, oid: str) -> None:
+        if oid in self._refs or oid in self._pins or oid in self._escaped:
+            return
+        if self.objects.pop(oid, None) is None and oid not in self._waiters:
+            self._dropped.add(oid)  # still being computed: drop the result when it comes
+
+    def _pin(self, ids: list[str]) -> None:
+        for oid in ids:
+            self._pins[oid] = self._pins.get(oid, 0) + 1
+
+    def _unpin(self, ids: list[str]) -> None:
+        for oid in ids:
+            count = self._pins.pop(oid) - 1
+            if count:
+                self._pins[oid] = count
+            elif oid not in self._refs:
+                self._free(oid)
 
     def _when_ready(self, ids: list[str], need: int, callback: Callable[[], None]) -> None:
         """Call `callback` once `need` of `ids` are stored (at once if they already are)."""
@@ -218,8 +260,8 @@ class Node:
 
         def build() -> None:
             try:
-                result.append(renv.prepare(state.spec, cache=self.cache,
-                                           log_path=self.setup_log, timeout=timeout))
+                result.append(renv.prepare(state.spec, log_path=self.setup_log,
+                                           timeout=timeout))
             except BaseException as e:  # noqa: BLE001 - every failure is the user's answer
                 result.append(e)
 
@@ -267,6 +309,8 @@ class Node:
         if spec.func_bytes is not None:
             self.functions.setdefault(spec.func_id, spec.func_bytes)
             spec.func_bytes = None
+        self._collect()
+        self._pin(spec.deps)  # until the task finishes: a retry needs its arguments again
         if spec.kind == CALL:
             actor = self.actors[spec.actor_id]
             if actor.dead is not None:
@@ -362,6 +406,7 @@ class Node:
     def _finish(self, task: TaskSpec, results: list[tuple[bool, bytes]]) -> None:
         for oid, (ok, data) in zip(task.return_ids, results, strict=False):
             self._store(oid, ok, data)
+        self._unpin(task.deps)
 
     def _on_done(self, worker: Worker, task_id: str, results: list) -> None:
         if worker.actor is not None:
@@ -441,6 +486,7 @@ class Node:
             self._start_actor(actor)
             return
         actor.dead = error
+        self._unpin(actor.spec.deps)
         for call in actor.queue:
             self._finish(call, [_error_payload(error)] * len(call.return_ids))
         actor.queue.clear()
@@ -457,7 +503,9 @@ class Node:
                 actor.restarts_left = 0
             if worker is not None and worker.state != "dead":
                 worker.state = "leaving"
-                _kill_tree(worker.proc.pid)
+                from runtime_env.setup import kill_tree
+
+                kill_tree(worker.proc.pid, wait=0)
             if no_restart:
                 self._actor_died(actor, exc.ActorDiedError(
                     f"actor {actor.spec.name} was killed by minray.kill()"), restart=False)
@@ -726,6 +774,8 @@ class Node:
     # ---------------------------------------------------------------- shutdown
     def shutdown(self) -> None:
         """Stop every worker and everything they started; leave no process behind."""
+        import psutil
+
         with self._lock:
             if self._closed:
                 return
@@ -754,6 +804,7 @@ class Node:
         psutil.wait_procs(alive, timeout=3)
         for w in workers:
             w.proc.poll()
+        objects.track(None, None)
         self._listener.close()
         self._selector.close()
         for fd in (self._wake_r, self._wake_w):
@@ -773,19 +824,6 @@ def _drain(fd: int) -> None:
             pass
     except BlockingIOError:
         pass
-
-
-def _kill_tree(pid: int) -> None:
-    try:
-        root = psutil.Process(pid)
-        procs = [*root.children(recursive=True), root]
-    except psutil.NoSuchProcess:
-        return
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
 
 
 def _exit_description(code: int | None) -> str:

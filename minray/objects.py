@@ -1,6 +1,24 @@
-"""ObjectRef: the handle of a value that a task will produce, or that `put` stored."""
+"""ObjectRef: the handle of a value that a task will produce, or that `put` stored.
+
+In the driver, refs report their birth and death to the node (`track`), which frees a value
+once no ref to it is left, no queued task needs it, and no ref to it ever left the driver inside
+a pickled value (a worker might still hold that one).
+"""
 
 from __future__ import annotations
+
+import collections
+
+# Set by the driver's node while it runs: (id, +1/-1) per ref created/collected, and the ids
+# whose refs were pickled into values. Appends to a deque or set are safe from any thread,
+# including a garbage collection that runs while the node's lock is held.
+_events: collections.deque | None = None
+_escaped: set | None = None
+
+
+def track(events: collections.deque | None, escaped: set | None) -> None:
+    global _events, _escaped
+    _events, _escaped = events, escaped
 
 
 class ObjectRef:
@@ -8,8 +26,16 @@ class ObjectRef:
 
     def __init__(self, id: str):
         self.id = id
+        if _events is not None:
+            _events.append((id, 1))
+
+    def __del__(self):
+        if _events is not None:
+            _events.append((self.id, -1))
 
     def __reduce__(self):
+        if _escaped is not None:
+            _escaped.add(self.id)
         return ObjectRef, (self.id,)
 
     def __repr__(self) -> str:
@@ -30,3 +56,16 @@ class ObjectRef:
         from minray import api
 
         return asyncio.get_running_loop().run_in_executor(None, api.get, self).__await__()
+
+
+class Arg:
+    """A top-level ObjectRef argument on its way to a task: the worker gets the value in its
+    place, so the ref itself never reaches the worker (and does not count as escaped)."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, id: str):
+        self.id = id
+
+    def __reduce__(self):
+        return Arg, (self.id,)

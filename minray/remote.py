@@ -8,7 +8,7 @@ from typing import Any
 
 import cloudpickle
 
-from minray.objects import ObjectRef
+from minray.objects import Arg, ObjectRef
 from minray.task import ACTOR, CALL, TASK, TaskSpec
 
 # Options with a meaning here; a few more are accepted because they are harmless on one node.
@@ -65,10 +65,15 @@ def _export(obj: Any) -> tuple[str, bytes]:
 
 
 def _pack_args(args: tuple, kwargs: dict) -> tuple[bytes, list[str]]:
+    """Serialise arguments; top-level ObjectRefs become dependencies, resolved before the
+    task runs (refs nested in containers stay refs, as in Ray)."""
+    if not args and not kwargs:
+        return b"", []
     deps = [a.id for a in args if type(a) is ObjectRef]
     deps += [v.id for v in kwargs.values() if type(v) is ObjectRef]
-    if not args and not kwargs:
-        return b"", deps
+    if deps:
+        args = tuple(Arg(a.id) if type(a) is ObjectRef else a for a in args)
+        kwargs = {k: Arg(v.id) if type(v) is ObjectRef else v for k, v in kwargs.items()}
     return cloudpickle.dumps((args, kwargs), protocol=5), deps
 
 

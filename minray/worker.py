@@ -21,7 +21,7 @@ import cloudpickle
 
 from minray import api
 from minray import exceptions as exc
-from minray.objects import ObjectRef
+from minray.objects import Arg
 from minray.protocol import Channel
 from minray.task import ACTOR, TaskSpec
 
@@ -146,8 +146,8 @@ def _load_args(args: bytes, deps: dict[str, bytes]) -> tuple[list, dict]:
         return [], {}
     call_args, call_kwargs = pickle.loads(args)
     if deps:
-        call_args = [pickle.loads(deps[a.id]) if type(a) is ObjectRef else a for a in call_args]
-        call_kwargs = {k: pickle.loads(deps[v.id]) if type(v) is ObjectRef else v
+        call_args = [pickle.loads(deps[a.id]) if type(a) is Arg else a for a in call_args]
+        call_kwargs = {k: pickle.loads(deps[v.id]) if type(v) is Arg else v
                        for k, v in call_kwargs.items()}
     return call_args, call_kwargs
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
+
+from runtime_env.uv_run import worker_python
 
 
 @dataclass
@@ -12,7 +13,7 @@ class LaunchContext:
     """A worker is started as `py_executable + [script]` with `env_vars` set, in `cwd`,
     with `python_path` in front of its sys.path."""
 
-    py_executable: list[str] = field(default_factory=lambda: [sys.executable])
+    py_executable: list[str] = field(default_factory=lambda: [worker_python()])
     env_vars: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
     python_path: list[str] = field(default_factory=list)

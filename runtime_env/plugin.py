@@ -5,12 +5,13 @@ and modifies the launch context of the workers. Plugins run in ascending `priori
 `working_dir` (10) is in place before `pip`/`conda` (30) install from it.
 
 Third-party plugins register a `Plugin` subclass under the entry point group
-`minray.runtime_env_plugins`.
+`minray.runtime_env_plugins`, with the entry point named after the field.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -21,15 +22,17 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "minray.runtime_env_plugins"
 
-_BUILTIN = (
-    "runtime_env.plugins.working_dir:WorkingDirPlugin",
-    "runtime_env.plugins.py_modules:PyModulesPlugin",
-    "runtime_env.plugins.pip:PipPlugin",
-    "runtime_env.plugins.uv:UvPlugin",
-    "runtime_env.plugins.conda:CondaPlugin",
-    "runtime_env.plugins.py_executable:PyExecutablePlugin",
-    "runtime_env.plugins.env_vars:EnvVarsPlugin",
-)
+# Built-in fields and where their plugins live: a plugin module is imported only when its field
+# is used, so `init()` without pip or conda pays for neither.
+_BUILTIN = {
+    "working_dir": "runtime_env.plugins.working_dir:WorkingDirPlugin",
+    "py_modules": "runtime_env.plugins.py_modules:PyModulesPlugin",
+    "pip": "runtime_env.plugins.pip:PipPlugin",
+    "uv": "runtime_env.plugins.uv:UvPlugin",
+    "conda": "runtime_env.plugins.conda:CondaPlugin",
+    "py_executable": "runtime_env.plugins.py_executable:PyExecutablePlugin",
+    "env_vars": "runtime_env.plugins.env_vars:EnvVarsPlugin",
+}
 
 
 class Plugin:
@@ -55,31 +58,36 @@ class Plugin:
         """Adjust how workers start (interpreter, env vars, cwd, sys.path)."""
 
 
-def _load(target: str) -> Plugin:
-    module_name, _, attr = target.partition(":")
-    module = __import__(module_name, fromlist=[attr])
-    return getattr(module, attr)()
+@functools.cache
+def _installed() -> dict[str, metadata.EntryPoint]:
+    """Third-party plugins: entry points named after their field. Looked up only when a field
+    is not built in (scanning every installed distribution takes a few ms)."""
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def is_field(name: str) -> bool:
+    return name in _BUILTIN or name in _installed()
+
+
+def known_fields() -> list[str]:
+    return sorted({*_BUILTIN, *_installed()})
 
 
 @functools.cache
-def registry() -> dict[str, Plugin]:
-    """All plugins by field name: the built-in ones, then those of installed distributions."""
-    plugins: dict[str, Plugin] = {}
-    for target in _BUILTIN:
-        try:
-            plugin = _load(target)
-        except ModuleNotFoundError as e:  # a field whose module is not written yet
-            if not e.name or not e.name.startswith("runtime_env.plugins"):
-                raise
-            continue
-        plugins[plugin.name] = plugin
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        plugin = ep.load()()
-        plugins[plugin.name] = plugin
-    return plugins
+def get(name: str) -> Plugin:
+    """The plugin of a field (which must exist: see `is_field`)."""
+    if name in _BUILTIN:
+        module_name, _, attr = _BUILTIN[name].partition(":")
+        cls = getattr(importlib.import_module(module_name), attr)
+    else:
+        cls = _installed()[name].load()
+    plugin = cls()
+    if plugin.name != name:
+        raise TypeError(f"runtime_env plugin {cls.__name__} registered for field {name!r} "
+                        f"says its name is {plugin.name!r}")
+    return plugin
 
 
 def ordered(fields: Iterable[str]) -> list[Plugin]:
     """The plugins of the given fields, in the order they run."""
-    reg = registry()
-    return sorted((reg[f] for f in fields if f in reg), key=lambda p: (p.priority, p.name))
+    return sorted((get(f) for f in fields if is_field(f)), key=lambda p: (p.priority, p.name))

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import psutil
 
@@ -91,8 +90,8 @@ class Setup:
             self.log("  " + line)
 
 
-def kill_tree(pid: int) -> None:
-    """Kill a process and everything it started."""
+def kill_tree(pid: int, wait: float = 5) -> None:
+    """Kill a process and everything it started; wait up to `wait` seconds for them to end."""
     try:
         root = psutil.Process(pid)
         procs = [*root.children(recursive=True), root]
@@ -103,7 +102,8 @@ def kill_tree(pid: int) -> None:
             p.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(procs, timeout=5)
+    if wait:
+        psutil.wait_procs(procs, timeout=wait)
 
 
 def prepare(env: RuntimeEnv, *, cache: Cache | None = None, log_path: str | None = None,
@@ -127,8 +127,3 @@ def prepare(env: RuntimeEnv, *, cache: Cache | None = None, log_path: str | None
             raise setup.fail("setup timed out (setup_timeout_seconds)")
     setup.field = None
     return launch
-
-
-def session_log_path(log_dir: str | Path, job_id: str) -> str:
-    """The per-job setup log, named as Ray names it."""
-    return str(Path(log_dir) / f"runtime_env_setup-{job_id}.log")

@@ -116,18 +116,18 @@ class RuntimeEnv(dict):
 
 
 def known_fields() -> list[str]:
-    return sorted([*_plugin.registry(), CONFIG, EXCLUDES])
+    return sorted([*_plugin.known_fields(), CONFIG, EXCLUDES])
 
 
 def _validated(fields: dict) -> dict:
-    registry = _plugin.registry()
-    unknown = [k for k in fields if k not in registry and k not in (CONFIG, EXCLUDES)]
+    unknown = [k for k in fields if k not in (CONFIG, EXCLUDES) and not _plugin.is_field(k)]
     if unknown:
         raise ValueError(f"runtime_env: unknown field(s) {sorted(unknown)}; "
                          f"known fields are {known_fields()}")
     for name in fields:
-        plugin = registry.get(name)
-        for other in getattr(plugin, "conflicts", ()):
+        if name in (CONFIG, EXCLUDES):
+            continue
+        for other in _plugin.get(name).conflicts:
             if other in fields:
                 raise ValueError(f"runtime_env: '{name}' and '{other}' cannot both be given "
                                  f"in one runtime_env")

@@ -1,0 +1,153 @@
+"""The `conda` field: existing envs (prefix, name), environment dicts and files, errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_in
+from runtime_env import RuntimeEnv, SetupError, prepare
+from runtime_env.plugins._venv import uv_bin
+from runtime_env.plugins.conda import DRIVER_PYTHON, find_tool, with_python
+from wheels import local, make_wheel
+
+PKG = "mr_conda_demo"
+OTHER_PYTHON = "2.7" if DRIVER_PYTHON != "2.7" else "3.99"
+
+
+def make_prefix(path: Path, wheel_dir: Path | None = None) -> Path:
+    """A conda-like env: a venv on the driver's python, with conda-meta/ (and our package)."""
+    subprocess.run([uv_bin(), "venv", "--quiet", "--python", sys.executable, str(path)],
+                   check=True)
+    (path / "conda-meta").mkdir()
+    if wheel_dir:
+        subprocess.run([uv_bin(), "pip", "install", "--quiet", "--python",
+                        str(path / "bin" / "python"), *local(wheel_dir), PKG], check=True)
+    return path
+
+
+def make_fake_prefix(path: Path, version: str) -> Path:
+    """A conda-like env whose python reports another major.minor."""
+    (path / "conda-meta").mkdir(parents=True)
+    (path / "bin").mkdir()
+    python = path / "bin" / "python"
+    python.write_text(f"#!/bin/sh\necho {version}\n")
+    python.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def wheel_dir(tmp_path):
+    d = tmp_path / "wheels"
+    make_wheel(d, PKG, "1.0", "VALUE = 'conda'")
+    return d
+
+
+def test_existing_prefix(tmp_path, wheel_dir):
+    prefix = make_prefix(tmp_path / "envs" / "demo", wheel_dir)
+    env = RuntimeEnv(conda=str(prefix))
+    assert env["conda"] == str(prefix)
+    ctx = prepare(env)
+    assert ctx.py_executable == [str(prefix / "bin" / "python")]
+    assert ctx.env_vars["CONDA_PREFIX"] == str(prefix)
+    out = run_in(ctx, f"import {PKG}, os, sys; print({PKG}.VALUE, sys.prefix)")
+    assert out == f"conda {prefix}"
+    assert importlib.util.find_spec(PKG) is None
+
+
+def test_existing_env_by_name(tmp_path, wheel_dir, monkeypatch):
+    root = tmp_path / "conda"
+    make_prefix(root / "envs" / "mr-named", wheel_dir)
+    monkeypatch.setenv("CONDA_PREFIX", str(root))  # as in conda's base env
+    env = RuntimeEnv(conda="mr-named")
+    assert env["conda"] == "mr-named"
+    ctx = prepare(env)
+    assert ctx.env_vars["CONDA_DEFAULT_ENV"] == "mr-named"
+    assert run_in(ctx, f"import {PKG}; print({PKG}.VALUE)") == "conda"
+
+
+def test_unknown_name_is_a_setup_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONDA_PREFIX", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no conda binary to ask either
+    monkeypatch.delenv("CONDA_EXE", raising=False)
+    monkeypatch.delenv("MAMBA_EXE", raising=False)
+    with pytest.raises(SetupError, match="'mr-missing' not found"):
+        prepare(RuntimeEnv(conda="mr-missing"))
+
+
+def test_python_mismatch_of_a_prefix_at_the_call_site(tmp_path):
+    prefix = make_fake_prefix(tmp_path / "old", OTHER_PYTHON)
+    with pytest.raises(ValueError, match=f"Python {OTHER_PYTHON}.*{DRIVER_PYTHON}"):
+        RuntimeEnv(conda=str(prefix))
+
+
+def test_python_mismatch_of_a_named_env_at_setup(tmp_path, monkeypatch):
+    make_fake_prefix(tmp_path / "envs" / "mr-old", OTHER_PYTHON)
+    monkeypatch.setenv("CONDA_PREFIX", str(tmp_path))
+    env = RuntimeEnv(conda="mr-old")  # a name cannot be checked until setup
+    with pytest.raises(SetupError, match=f"Python {OTHER_PYTHON}") as info:
+        prepare(env)
+    assert info.value.field == "conda"
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p / "nope", "does not exist"),
+    (lambda p: (p / "plain").mkdir() or p / "plain", "no conda-meta"),
+])
+def test_bad_prefixes(tmp_path, make, words):
+    with pytest.raises(ValueError, match=words):
+        RuntimeEnv(conda=str(make(tmp_path)))
+
+
+def test_environment_file_is_read_into_a_dict(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("environment.yml").write_text(
+        "name: demo\nchannels: [conda-forge]\ndependencies:\n  - numpy\n  - pip:\n"
+        "    - ${RAY_RUNTIME_ENV_CREATE_WORKING_DIR}/pkg.whl\n")
+    env = RuntimeEnv(conda="environment.yml")
+    assert env["conda"] == {"name": "demo", "channels": ["conda-forge"], "dependencies": [
+        "numpy", {"pip": ["${RAY_RUNTIME_ENV_CREATE_WORKING_DIR}/pkg.whl"]}]}
+    assert RuntimeEnv(**env) == env
+
+
+@pytest.mark.parametrize("fields, error, words", [
+    ({"conda": 7}, TypeError, "'conda'"),
+    ({"conda": {"dependencies": "numpy"}}, TypeError, "dependencies"),
+    ({"conda": {"dependencies": [3]}}, TypeError, "dependency"),
+    ({"conda": "missing.yml"}, ValueError, "does not exist"),
+    ({"conda": "bad name!"}, ValueError, "not an env name"),
+    ({"conda": {"dependencies": []}, "pip": ["x"]}, ValueError, "pip"),
+])
+def test_validation_errors(fields, error, words):
+    with pytest.raises(error, match=words):
+        RuntimeEnv(**fields)
+
+
+def test_python_is_added_unless_named():
+    assert with_python({"dependencies": ["numpy"]})["dependencies"] == [
+        f"python={DRIVER_PYTHON}", "numpy"]
+    assert with_python({"dependencies": ["python=3.12", "numpy"]})["dependencies"] == [
+        "python=3.12", "numpy"]
+    assert with_python({})["dependencies"] == [f"python={DRIVER_PYTHON}"]
+
+
+def test_creating_without_any_conda_tool_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CONDA_EXE", raising=False)
+    monkeypatch.delenv("MAMBA_EXE", raising=False)
+    with pytest.raises(SetupError, match="conda, mamba or micromamba") as info:
+        prepare(RuntimeEnv(conda={"dependencies": ["numpy"]}))
+    assert info.value.field == "conda"
+    assert "micromamba" in str(info.value)
+
+
+@pytest.mark.skipif(find_tool() is None,
+                    reason="no conda, mamba or micromamba on PATH or in CONDA_EXE/MAMBA_EXE")
+def test_create_from_a_dict_with_a_real_tool(tmp_path):  # pragma: no cover - needs conda
+    ctx = prepare(RuntimeEnv(conda={"dependencies": []}), log_path=str(tmp_path / "log"))
+    out = run_in(ctx, "import sys; print('%d.%d' % sys.version_info[:2], sys.prefix)")
+    assert out.startswith(DRIVER_PYTHON)
