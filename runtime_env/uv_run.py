@@ -7,6 +7,10 @@ started on it get the same packages without running `uv run` again per worker. R
 does the same by default; `MINRAY_UV_RUN_RUNTIME_ENV=0` (or Ray's
 `RAY_ENABLE_UV_RUN_RUNTIME_ENV=0`) opts out: workers then run on the interpreter beneath the
 uv environment, and `pip`/`uv` envs are layered on that interpreter only.
+
+Ray also sets `working_dir` to the driver's cwd then, so remote nodes see the same sources;
+on one machine workers already start in the driver's cwd with its script directory on their
+path, so no copy is made.
 """
 
 from __future__ import annotations
@@ -33,10 +37,6 @@ def enabled() -> bool:
         if value is not None and value.strip().lower() in _FALSE:
             return False
     return True
-
-
-def inherit_uv_env() -> bool:
-    return under_uv_run() and enabled()
 
 
 def base_python() -> str:
@@ -72,19 +72,3 @@ def layer_dirs() -> list[str]:
             continue
         out.append(real)
     return out
-
-
-def driver_runtime_env_defaults() -> dict:
-    """Fields the driver's job runtime_env gets by default (the user's own fields win).
-
-    Ray, under `uv run`, sets `py_executable` to the driver's `uv run ...` command and
-    `working_dir` to the driver's cwd, so that remote nodes rebuild the same environment and
-    see the same sources. On one machine neither is needed, and both would cost: the
-    interpreter workers start on by default (`worker_python`) already is the environment `uv
-    run` resolved, so no worker runs `uv run` again; and minray workers already start in the
-    driver's cwd with its script directory on sys.path, so zipping the cwd into a working_dir
-    would only copy what they can read in place. So this returns `{}`, under `uv run` or not,
-    opted out or not: the opt-out acts through `worker_python` and `layer_dirs`. It stays the
-    one place to add a default should parity ever need one.
-    """
-    return {}

@@ -92,7 +92,7 @@ def test_validation_errors(value, error):
 DRIVER = """
 import json, os, subprocess, sys
 from runtime_env import RuntimeEnv, prepare
-from runtime_env.uv_run import driver_runtime_env_defaults, under_uv_run
+from runtime_env.uv_run import under_uv_run
 
 def worker(ctx, code):
     out = subprocess.run([*ctx.py_executable, '-c', code], env=ctx.process_env(),
@@ -104,7 +104,6 @@ plain = prepare(RuntimeEnv())
 pip = prepare(RuntimeEnv(pip=["--no-index", "--find-links", sys.argv[1], "mr_pip_pkg"]))
 print(json.dumps({
     "under_uv_run": under_uv_run(),
-    "defaults": driver_runtime_env_defaults(),
     "plain": worker(plain, probe),
     "pip_with": worker(pip, probe),
     "pip_own": worker(pip, "import mr_pip_pkg; print(mr_pip_pkg.VALUE)"),
@@ -142,7 +141,6 @@ def test_uv_run_driver_workers_inherit_its_environment(uv_run_driver):
     assert result["plain"] == "from uv run --with"
     assert result["pip_with"] == "from uv run --with"  # pip env layered on the driver's env
     assert result["pip_own"] == "from pip"
-    assert result["defaults"] == {}  # the interpreter carries the env; no copy of the cwd
 
 
 @pytest.mark.parametrize("var", ["MINRAY_UV_RUN_RUNTIME_ENV", "RAY_ENABLE_UV_RUN_RUNTIME_ENV"])
@@ -152,12 +150,11 @@ def test_uv_run_opt_out(uv_run_driver, var):
     assert "ModuleNotFoundError" in result["plain"]
     assert "ModuleNotFoundError" in result["pip_with"]
     assert result["pip_own"] == "from pip"
-    assert result["defaults"] == {}
 
 
-def test_no_defaults_outside_uv_run(monkeypatch):
-    from runtime_env.uv_run import driver_runtime_env_defaults, worker_python
+def test_workers_use_the_drivers_interpreter_outside_uv_run(monkeypatch):
+    from runtime_env.uv_run import worker_python
 
     monkeypatch.delenv("UV_RUN_RECURSION_DEPTH", raising=False)
-    assert driver_runtime_env_defaults() == {}
+    monkeypatch.setenv("MINRAY_UV_RUN_RUNTIME_ENV", "0")
     assert worker_python() == sys.executable

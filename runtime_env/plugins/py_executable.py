@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from runtime_env.plugin import Plugin
-from runtime_env.uv_run import driver_runtime_env_defaults  # noqa: F401  (re-exported)
 
 
 def split(value: str) -> list[str]:
