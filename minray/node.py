@@ -33,7 +33,7 @@ import cloudpickle
 import runtime_env as renv
 from minray import exceptions as exc
 from minray import objects
-from minray.protocol import FrameBuffer, frame
+from minray.protocol import FrameReader, frame
 from minray.task import ACTOR, CALL, TaskSpec
 
 # Ids are unique per driver process, so a ref that outlives one session never names an object
@@ -70,8 +70,9 @@ class Worker:
     task: TaskSpec | None = None
     blocked: bool = False  # waiting in get/wait inside a task: its CPU is lent out
     known_funcs: set = field(default_factory=set)
-    frames: FrameBuffer = field(default_factory=FrameBuffer)
-    outbuf: bytearray = field(default_factory=bytearray)
+    reader: FrameReader = field(default_factory=FrameReader)
+    outbuf: collections.deque = field(default_factory=collections.deque)  # unsent buffers
+    events: int = _READ  # what the selector watches the socket for
     requests: dict = field(default_factory=dict)  # req id -> pending get/wait
 
 
@@ -678,31 +679,28 @@ class Node:
     def _send(self, worker: Worker, msg: tuple) -> None:
         if worker.sock is None or worker.state == "dead":
             return
-        data = frame(msg)
-        if worker.outbuf:
-            worker.outbuf += data
-            return
-        try:
-            sent = worker.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            return  # the worker is gone; its exit is handled when the process ends
-        if sent < len(data):
-            worker.outbuf += data[sent:]
-            self._modify(worker.sock, _READ | _WRITE, ("worker", worker))
+        queued = bool(worker.outbuf)
+        worker.outbuf.extend(frame(msg))
+        if not queued:  # nothing ahead of it: write now, keep the rest for when writable
+            self._flush(worker)
 
     def _flush(self, worker: Worker) -> None:
+        out = worker.outbuf
         try:
-            sent = worker.sock.send(worker.outbuf)
+            while out:
+                sent = worker.sock.send(out[0])
+                if sent < len(out[0]):
+                    out[0] = memoryview(out[0])[sent:]
+                    break
+                out.popleft()
         except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            worker.outbuf.clear()
-            sent = 0
-        del worker.outbuf[:sent]
-        if not worker.outbuf:
-            self._modify(worker.sock, _READ, ("worker", worker))
+            pass
+        except OSError:  # the worker is gone; its exit is handled when the process ends
+            out.clear()
+        events = _READ | _WRITE if out else _READ
+        if events != worker.events:
+            worker.events = events
+            self._modify(worker.sock, events, ("worker", worker))
 
     def _io_loop(self) -> None:
         while not self._closed:
@@ -726,7 +724,7 @@ class Node:
             if mask & _WRITE:
                 self._flush(obj)
             if mask & _READ and obj.sock is not None:
-                self._read(obj.sock, obj.frames, obj)
+                self._read(obj.sock, obj.reader, obj)
         elif kind == "exit":
             self._unregister(key.fileobj)
             os.close(key.fileobj)
@@ -745,26 +743,24 @@ class Node:
             except (BlockingIOError, InterruptedError):
                 return
             sock.setblocking(False)
-            self._selector.register(sock, _READ, ("hello", FrameBuffer()))
+            self._selector.register(sock, _READ, ("hello", FrameReader()))
 
-    def _read(self, sock: socket.socket, frames: FrameBuffer, worker: Worker | None = None):
-        try:
-            data = sock.recv(1 << 20)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:  # closed; the process exit (pidfd / poll) settles what it was running
-            self._unregister(sock)
-            if worker is not None:
-                worker.sock = None
-            sock.close()
-            return
-        for msg in frames.feed(data):
+    def _read(self, sock: socket.socket, reader: FrameReader, worker: Worker | None = None):
+        for _ in range(256):  # then let other workers have a turn
+            try:
+                msg = reader.read(sock)
+            except (BlockingIOError, InterruptedError):
+                return
+            except (EOFError, OSError):  # closed: the process exit settles what it was running
+                self._unregister(sock)
+                if worker is not None:
+                    worker.sock = None
+                sock.close()
+                return
             if worker is None:  # a new connection: its first message names the worker
                 worker = self.workers.get(msg[1])
                 if worker is not None:
-                    worker.frames = frames
+                    worker.reader = reader
                 self._on_hello(sock, msg[1])
                 if worker is None or worker.sock is not sock:
                     return
