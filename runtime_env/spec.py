@@ -133,7 +133,7 @@ def _validated(fields: dict) -> dict:
                                  f"in one runtime_env")
     out: dict = {}
     if EXCLUDES in fields:
-        out[EXCLUDES] = _validate_excludes(fields[EXCLUDES])
+        out[EXCLUDES] = validate_excludes(fields[EXCLUDES])
     if CONFIG in fields:
         out[CONFIG] = dict(RuntimeEnvConfig.parse(fields[CONFIG]))
     for plugin in _plugin.ordered(fields):
@@ -141,7 +141,7 @@ def _validated(fields: dict) -> dict:
     return {k: out[k] for k in fields}  # keep the user's order for display
 
 
-def _validate_excludes(value: Any) -> list[str]:
+def validate_excludes(value: Any) -> list[str]:
     if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) for p in value):
         raise TypeError("runtime_env field 'excludes' must be a list of gitignore-style "
                         f"pattern strings, got {value!r}")

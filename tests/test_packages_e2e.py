@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from test_conda import make_prefix
 
 from minray.exceptions import RayActorError, RuntimeEnvSetupError
+from test_conda import make_prefix
 from wheels import SilentServer, local, make_wheel, processes_mentioning
 
 PKG = "mr_e2e_pkg"
