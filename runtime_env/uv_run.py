@@ -52,6 +52,17 @@ def worker_python() -> str:
     return sys.executable
 
 
+def sees_base_site_packages() -> bool:
+    """True when workers would import from the base interpreter's site-packages: no venv, a
+    venv made with --system-site-packages, or the uv run opt-out. A pip/uv env then sees them
+    too, and only then: it shows workers what the driver sees, not more."""
+    if under_uv_run() and not enabled():
+        return True
+    base = os.path.realpath(sys.base_prefix) + os.sep
+    return any(Path(p).name in ("site-packages", "dist-packages")
+               and os.path.realpath(p).startswith(base) for p in sys.path if p)
+
+
 def layer_dirs() -> list[str]:
     """Site directories of the driver's environment that its base interpreter lacks.
 

@@ -1,8 +1,9 @@
 """What `pip` and `uv` share: requirement lists, the virtualenv, the installers.
 
-An env is a virtualenv over the driver's base interpreter with `--system-site-packages`, plus a
-`.pth` that adds the driver's own environment (a venv, `uv run --with` overlays) after the
-env's packages: everything the driver can import stays importable, the env's packages win.
+An env is a virtualenv over the driver's base interpreter (with `--system-site-packages` when
+the driver itself sees them), plus a `.pth` that adds the driver's own environment (a venv,
+`uv run --with` overlays) after the env's packages: everything the driver can import stays
+importable, nothing more, and the env's packages win.
 It lives in the cache under `<field>/<key>/venv`, `key` hashing the expanded requirements, the
 interpreter, the layered dirs and the installer.
 """
@@ -254,13 +255,13 @@ class VenvPlugin(Plugin):
         return path / "venv"
 
     def make_venv(self, installer: str, python: str, venv: Path, setup) -> None:
+        system = ["--system-site-packages"] if uv_run.sees_base_site_packages() else []
         if installer == "pip":
-            setup.run([sys.executable, "-m", "virtualenv", "--python", python,
-                       "--system-site-packages", "--no-download", "--no-periodic-update",
-                       str(venv)], cwd=str(venv.parent))
+            setup.run([sys.executable, "-m", "virtualenv", "--python", python, *system,
+                       "--no-download", "--no-periodic-update", str(venv)], cwd=str(venv.parent))
         else:  # cwd: the entry, so uv finds no project of the user's to read a python from
-            setup.run([uv_bin(), "venv", "--quiet", "--system-site-packages", "--python", python,
-                       str(venv)], cwd=str(venv.parent))
+            setup.run([uv_bin(), "venv", "--quiet", *system, "--python", python, str(venv)],
+                      cwd=str(venv.parent))
 
     def install(self, value: dict, tool: str, venv: Path, req: Path, setup) -> None:
         py = str(venv_python(venv))
