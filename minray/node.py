@@ -16,6 +16,7 @@ import collections
 import itertools
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +36,7 @@ from minray import exceptions as exc
 from minray import objects
 from minray.protocol import FrameReader, frame
 from minray.task import ACTOR, CALL, TaskSpec
+from minray.worker import pid_alive
 
 # Ids are unique per driver process, so a ref that outlives one session never names an object
 # of the next.
@@ -100,9 +102,7 @@ class Node:
         self.num_cpus = num_cpus
         self.job_id = job_id
         self.cwd = os.getcwd()
-        self.session_dir = Path(tempfile.mkdtemp(
-            prefix=time.strftime("session_%Y-%m-%d_%H-%M-%S_"), dir=_sessions_root()))
-        (self.session_dir / "logs").mkdir()
+        self.session_dir = _new_session_dir()
         self.setup_log = str(self.session_dir / "logs" / f"runtime_env_setup-{job_id}.log")
         self._lock = threading.RLock()
         self.objects: dict[str, tuple[bool, bytes]] = {}
@@ -121,7 +121,7 @@ class Node:
         self._used_cpus = 0.0
         self._closed = False
         self._worker_env = {
-            "MINRAY_NODE_SOCKET": str(self.session_dir / "node.sock"),
+            "MINRAY_NODE_SOCKET": _socket_path(self.session_dir),
             "MINRAY_DRIVER_PID": str(os.getpid()),
             "MINRAY_JOB_ID": job_id,
             "MINRAY_NUM_CPUS": str(num_cpus),
@@ -805,7 +805,10 @@ class Node:
         self._selector.close()
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
-        Path(self._worker_env["MINRAY_NODE_SOCKET"]).unlink(missing_ok=True)
+        sock_path = Path(self._worker_env["MINRAY_NODE_SOCKET"])
+        sock_path.unlink(missing_ok=True)
+        if sock_path.parent != self.session_dir:
+            shutil.rmtree(sock_path.parent, ignore_errors=True)
 
 
 def check_cpus(num_cpus: float, total: int) -> None:
@@ -839,10 +842,39 @@ def _describe_setup_failure(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _sessions_root() -> str:
+KEEP_SESSIONS = 20
+_MAX_SOCKET_PATH = 100  # AF_UNIX paths hold 104-108 bytes
+
+
+def _socket_path(session: Path) -> str:
+    """The node's socket in its session folder, or in a short private folder when a long
+    TMPDIR (macOS has one) would make the path too long for a Unix socket."""
+    path = str(session / "node.sock")
+    if len(path.encode()) <= _MAX_SOCKET_PATH:
+        return path
+    return str(Path(tempfile.mkdtemp(prefix="minray-", dir="/tmp")) / "node.sock")
+
+
+def _new_session_dir() -> Path:
+    """A folder for this session's socket and logs, in $MINRAY_TMPDIR (or the temp dir)
+    /minray-<uid>/, linked as session_latest. Only the newest sessions are kept, and those
+    whose driver still runs: logs must not fill a disk over months of test runs."""
     root = Path(os.environ.get("MINRAY_TMPDIR") or tempfile.gettempdir()) / f"minray-{os.getuid()}"
     root.mkdir(mode=0o700, exist_ok=True)
-    return str(root)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    session = Path(tempfile.mkdtemp(prefix=f"session_{stamp}_{os.getpid()}_", dir=root))
+    (session / "logs").mkdir()
+    latest = root / "session_latest"
+    tmp_link = root / f".latest-{os.getpid()}"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(session.name)
+    os.replace(tmp_link, latest)
+    old = sorted(root.glob("session_2*"), key=lambda p: p.stat().st_mtime)[:-KEEP_SESSIONS]
+    for folder in old:
+        parts = folder.name.split("_")  # session, date, time, pid, random
+        if not (len(parts) == 5 and parts[3].isdigit() and pid_alive(int(parts[3]))):
+            shutil.rmtree(folder, ignore_errors=True)
+    return session
 
 
 def _worker_import_paths() -> list[str]:

@@ -193,11 +193,12 @@ def _watch_driver(sock: socket.socket, driver_pid: int) -> None:
     poller = select.poll()
     poller.register(sock.fileno(), hangup)
     while True:
-        if poller.poll(1000) or not _alive(driver_pid):
+        if poller.poll(1000) or not pid_alive(driver_pid):
             os._exit(1)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (killed, not yet reaped)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
