@@ -1,0 +1,176 @@
+"""The driver programs: `python drivers.py '<json config>'` runs one scenario group and prints
+`BENCH {"name": seconds, ...}` lines.
+
+Standalone on purpose (no import of benchmarks/, and minray or ray only through `api()`): the
+same file runs under minray's interpreter and under the Ray venv's, with the same user code, the
+way an example switches from minray to Ray by changing its import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+import uuid
+from pathlib import Path
+
+del sys.path[0]  # this folder: its module names (floor, report, runner...) must shadow nothing
+now = time.perf_counter
+cfg = json.loads(sys.argv[1])
+
+
+def emit(**values) -> None:
+    print("BENCH " + json.dumps(values), flush=True)
+
+
+def api():
+    """The API module and the init arguments the brief fixes for it."""
+    if cfg["api"] == "ray":
+        import ray
+
+        if cfg.get("address"):
+            return ray, {"address": cfg["address"]}
+        return ray, {"num_cpus": 2, "include_dashboard": False, "_temp_dir": cfg["tmp"]}
+    import minray as ray
+
+    return ray, {"num_cpus": 2}
+
+
+def probe(module: str):
+    """A task body that imports the env's package: proof the env is really there."""
+    mod = importlib.import_module(module)
+    return os.getpid(), mod.X
+
+
+def core(ray, init) -> None:
+    """Init, first task, many tasks, actor calls, a new env_vars env: one init for all."""
+    noop = ray.remote(lambda: None)
+
+    class Actor:
+        def m(self):
+            return None
+
+    actor_cls = ray.remote(Actor)
+    t = now()
+    ray.init(**init)
+    emit(init=now() - t)
+    t = now()
+    ray.get(noop.remote())
+    emit(first_task=now() - t)
+    ray.get([noop.remote() for _ in range(200)])  # warm-up: every worker up
+    t = now()
+    ray.get([noop.remote() for _ in range(1000)])
+    emit(tasks_1000=now() - t)
+    t = now()
+    a = actor_cls.remote()
+    ray.get(a.m.remote())
+    emit(actor_first_call=now() - t)
+    for _ in range(100):
+        ray.get(a.m.remote())
+    t = now()
+    for _ in range(1000):
+        ray.get(a.m.remote())
+    emit(actor_call=(now() - t) / 1000)
+    env = {"env_vars": {"BENCH_ID": uuid.uuid4().hex}}
+    t = now()
+    ray.get(noop.options(runtime_env=env).remote())
+    emit(env_vars_env=now() - t)
+
+
+def envs(ray, init) -> None:
+    """Per field (pip, uv): a cold env (a task), then a new worker in it (a new actor)."""
+    task = ray.remote(probe)
+
+    class Probe:
+        def m(self, module):
+            return probe(module)
+
+    actor_cls = ray.remote(Probe)
+    ray.init(**init)
+    ray.get(ray.remote(lambda: None).remote())  # the pool is warm: measure the env only
+    for field, (wheel, module) in cfg["wheels"].items():
+        env = {field: [wheel]}
+        t = now()
+        pid, x = ray.get(task.options(runtime_env=env).remote(module))
+        emit(**{f"{field}_cold": now() - t})
+        t = now()
+        a = actor_cls.options(runtime_env=env).remote()
+        pid2, x2 = ray.get(a.m.remote(module))
+        emit(**{f"{field}_new_worker": now() - t, f"{field}_new_worker_new_process": pid2 != pid})
+        assert x == x2 == 42
+
+
+def working_dir(ray, init) -> None:
+    """A job with a small working_dir: init, then a first task that reads one of its files."""
+    read = ray.remote(lambda: Path("data.txt").read_text())
+    t = now()
+    ray.init(runtime_env={"working_dir": cfg["working_dir"]}, **init)
+    emit(working_dir_init=now() - t)
+    t = now()
+    assert ray.get(read.remote()).startswith("hello")
+    emit(working_dir_first_task=now() - t)
+
+
+def env_task(ray, init) -> None:
+    """init + one task in a pip env; the parent times this process until the BENCH line."""
+    ray.init(**init)
+    wheel, module = cfg["wheels"]["pip"]
+    ray.get(ray.remote(probe).options(runtime_env={"pip": [wheel]}).remote(module))
+    emit(result=True)
+
+
+def packaging(ray, init) -> None:
+    """Package a big tree: first time, unchanged, one file changed (the work init does)."""
+    tree = cfg["tree"]
+    if cfg["api"] == "ray":
+        from ray._private.runtime_env import packaging as pkg
+
+        def package(only_hash: bool = False) -> None:  # what ray.init does before uploading
+            uri = pkg.get_uri_for_directory(tree, include_gitignore=True)
+            if not only_hash:
+                target = Path(cfg["tmp"]) / f"{uri.split('/')[-1]}"
+                pkg.create_package(tree, target, include_gitignore=True)
+    else:
+        import runtime_env
+
+        def package(only_hash: bool = False) -> None:
+            runtime_env.parse({"working_dir": tree})
+    t = now()
+    package()
+    emit(tree_first=now() - t)
+    t = now()
+    package(only_hash=True)
+    emit(tree_unchanged=now() - t)
+    with open(os.path.join(tree, cfg["touch"]), "a") as f:
+        f.write(f"# touched {uuid.uuid4().hex}\n")
+    t = now()
+    package()
+    emit(tree_touched=now() - t)
+
+
+def components(ray, init) -> None:
+    """The runtime_env layer alone (no worker): the `run()` of benchmarks/bench_*.py."""
+    for name in cfg["modules"]:
+        figures = importlib.import_module(f"benchmarks.{name}").run()
+        emit(**{f"{name}: {key}": value for key, value in figures.items()})
+
+
+def main() -> None:
+    own_api = cfg["scenario"] in ("packaging", "components")
+    ray, init = (None, {}) if own_api else api()
+    try:
+        globals()[cfg["scenario"]](ray, init)
+    except BaseException as e:  # noqa: BLE001 - becomes the scenario's error in the report
+        traceback.print_exc()
+        emit(error=f"{type(e).__name__}: {e}"[:500])
+        sys.exit(1)
+    finally:
+        if ray is not None and ray.is_initialized():
+            ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The floor: what the same work costs with nothing but the OS, Python, uv and multiprocessing.
+
+A runtime cannot start a worker faster than a process starts, build an env faster than uv
+does, or dispatch tasks faster than a bare pipe; the ratio to these numbers says how much of
+minray's time is its own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uv
+
+now = time.perf_counter
+LABELS = {"process_start": "python -c pass", "nested_start": "python starting python",
+          "uv_venv_install": "uv venv + uv pip install", "pool_1000": "Pool(2).map, chunksize=1",
+          "pipe_call": "Pipe round trip", "walk_stat": "walk + stat", "read_tree": "walk + read"}
+
+
+def _noop(_):
+    return None
+
+
+def _echo(conn) -> None:
+    while conn.recv() is not None:
+        conn.send(None)
+
+
+def process_start() -> float:
+    """`python -c pass`: one interpreter start (sys.executable, never a pyenv shim)."""
+    t = now()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return now() - t
+
+
+def nested_start() -> float:
+    """A python that starts a python: a driver process plus one worker process."""
+    code = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'pass'], check=True)"
+    t = now()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return now() - t
+
+
+def uv_venv_install(wheel: Path) -> float:
+    """`uv venv` + `uv pip install <wheel>` into a new folder (uv's own cache may be warm)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        venv = Path(tmp) / "venv"
+        uv_bin = uv.find_uv_bin()
+        quiet = {"check": True, "capture_output": True}
+        t = now()
+        subprocess.run([uv_bin, "venv", "-q", "-p", sys.executable, str(venv)], **quiet)
+        subprocess.run([uv_bin, "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
+                        str(wheel)], **quiet)
+        return now() - t
+
+
+def pool_1000() -> float:
+    """`Pool(2).map` of 1000 no-ops, one task per message (chunksize=1), pool already warm."""
+    with multiprocessing.Pool(2) as pool:
+        pool.map(_noop, range(200), chunksize=1)
+        t = now()
+        pool.map(_noop, range(1000), chunksize=1)
+        return now() - t
+
+
+def pipe_call() -> float:
+    """One round trip over a Pipe to a live child process: the floor of an actor call."""
+    parent, child = multiprocessing.Pipe()
+    proc = multiprocessing.Process(target=_echo, args=(child,))
+    proc.start()
+    try:
+        for _ in range(100):
+            parent.send(0)
+            parent.recv()
+        t = now()
+        for _ in range(1000):
+            parent.send(0)
+            parent.recv()
+        return (now() - t) / 1000
+    finally:
+        parent.send(None)
+        proc.join()
+
+
+def walk_stat(tree: Path) -> float:
+    """Walk a tree and stat every file: the least any change detection must do."""
+    t = now()
+    for root, _dirs, files in os.walk(tree):
+        for name in files:
+            os.stat(os.path.join(root, name))
+    return now() - t
+
+
+def read_tree(tree: Path) -> float:
+    """Walk a tree and read every file: the least a content hash of it must do."""
+    t = now()
+    for root, _dirs, files in os.walk(tree):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as fh:
+                fh.read()
+    return now() - t
+
+
+def measure(wheel: Path, tree: Path | None) -> dict[str, float]:
+    """One sample of every floor figure, in seconds."""
+    out = {"process_start": process_start(), "nested_start": nested_start(),
+           "uv_venv_install": uv_venv_install(wheel), "pool_1000": pool_1000(),
+           "pipe_call": pipe_call()}
+    if tree is not None:
+        out.update(walk_stat=walk_stat(tree), read_tree=read_tree(tree))
+    return out
