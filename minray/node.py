@@ -36,7 +36,7 @@ from minray import exceptions as exc
 from minray import objects
 from minray.protocol import FrameReader, frame
 from minray.task import ACTOR, CALL, TaskSpec
-from minray.worker import pid_alive
+from runtime_env.processes import kill_tree, pid_alive
 
 # Ids are unique per driver process, so a ref that outlives one session never names an object
 # of the next.
@@ -504,8 +504,6 @@ class Node:
                 actor.restarts_left = 0
             if worker is not None and worker.state != "dead":
                 worker.state = "leaving"
-                from runtime_env.setup import kill_tree
-
                 kill_tree(worker.proc.pid, wait=0)
             if no_restart:
                 self._actor_died(actor, exc.ActorDiedError(

@@ -24,6 +24,7 @@ from minray import exceptions as exc
 from minray.objects import Arg
 from minray.protocol import Channel
 from minray.task import ACTOR, TaskSpec
+from runtime_env.processes import pid_alive
 
 
 class WorkerCore:
@@ -195,21 +196,6 @@ def _watch_driver(sock: socket.socket, driver_pid: int) -> None:
     while True:
         if poller.poll(1000) or not pid_alive(driver_pid):
             os._exit(1)
-
-
-def pid_alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie (killed, not yet reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed driver not yet reaped by its parent is a zombie: gone for us
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ live lease, least recently used first, until a field fits its size limit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,15 +23,35 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import filelock
-import platformdirs
-import psutil
+from runtime_env.processes import pid_alive
 
 DEFAULT_FIELD_LIMIT_GB = 10.0
 
 
 def default_root() -> Path:
-    return Path(os.environ.get("MINRAY_CACHE_DIR") or platformdirs.user_cache_dir("minray"))
+    if os.environ.get("MINRAY_CACHE_DIR"):
+        return Path(os.environ["MINRAY_CACHE_DIR"])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("minray"))
+
+
+@contextlib.contextmanager
+def _locked(path: Path, timeout: float | None = None):
+    """Hold an entry's file lock (the OS drops it if the holder is killed). Raises TimeoutError.
+    filelock is imported here: readers of a published entry never lock, nor pay for it."""
+    import filelock
+
+    lock = filelock.FileLock(str(path) + ".lock",
+                             timeout=-1 if timeout is None else max(timeout, 0.01))
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise TimeoutError(f"timed out waiting for another process building {path}") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def field_limit_bytes(field: str) -> int:
@@ -74,15 +95,14 @@ class Cache:
 
     def get_or_create(self, field: str, key: str, build: Callable[[Path], None], *,
                       meta: dict | None = None, timeout: float | None = None) -> Path:
-        """Return the entry, building it with `build(path)` if no process has yet."""
+        """Return the entry, building it with `build(path)` if no process has yet.
+        Raises TimeoutError if another builder holds it past `timeout`."""
         path = self.path(field, key)
         if self.ready(field, key):
             self._touch(field, key)
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(str(path) + ".lock",
-                                 timeout=-1 if timeout is None else max(timeout, 0.01))
-        with lock:
+        with _locked(path, timeout):
             if self.ready(field, key):
                 return path
             if path.exists():  # left behind by a builder that was killed
@@ -124,7 +144,7 @@ class Cache:
             return []
         live = []
         for f in leases.iterdir():
-            if f.name.isdigit() and psutil.pid_exists(int(f.name)):
+            if f.name.isdigit() and pid_alive(int(f.name)):
                 live.append(int(f.name))
             else:
                 f.unlink(missing_ok=True)
@@ -148,7 +168,7 @@ class Cache:
 
     def remove(self, field: str, key: str) -> None:
         """Unpublish first, so a reader never sees a half-removed entry."""
-        with filelock.FileLock(str(self.path(field, key)) + ".lock"):
+        with _locked(self.path(field, key)):
             self._manifest(field, key).unlink(missing_ok=True)
             shutil.rmtree(self.path(field, key), ignore_errors=True)
             shutil.rmtree(self._leases(field, key), ignore_errors=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Iterable, Mapping
-from importlib import metadata
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -59,9 +58,11 @@ class Plugin:
 
 
 @functools.cache
-def _installed() -> dict[str, metadata.EntryPoint]:
+def _installed() -> dict:
     """Third-party plugins: entry points named after their field. Looked up only when a field
     is not built in (scanning every installed distribution takes a few ms)."""
+    from importlib import metadata
+
     return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 

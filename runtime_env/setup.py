@@ -15,12 +15,11 @@ import threading
 import time
 from collections.abc import Sequence
 
-import psutil
-
 from runtime_env import plugin as _plugin
 from runtime_env.cache import Cache
 from runtime_env.context import LaunchContext
 from runtime_env.errors import SetupError
+from runtime_env.processes import kill_tree
 from runtime_env.spec import RuntimeEnv
 
 LOG_TO_DRIVER_VARS = ("MINRAY_RUNTIME_ENV_LOG_TO_DRIVER_ENABLED",
@@ -88,22 +87,6 @@ class Setup:
         for line in proc.stdout:
             tail.append(line)
             self.log("  " + line)
-
-
-def kill_tree(pid: int, wait: float = 5) -> None:
-    """Kill a process and everything it started; wait up to `wait` seconds for them to end."""
-    try:
-        root = psutil.Process(pid)
-        procs = [*root.children(recursive=True), root]
-    except psutil.NoSuchProcess:
-        return
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    if wait:
-        psutil.wait_procs(procs, timeout=wait)
 
 
 def prepare(env: RuntimeEnv, *, cache: Cache | None = None, log_path: str | None = None,

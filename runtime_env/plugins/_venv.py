@@ -14,14 +14,11 @@ import functools
 import hashlib
 import json
 import os
-import platform
 import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import filelock
 
 from runtime_env import uv_run
 from runtime_env.errors import SetupError
@@ -149,7 +146,7 @@ def _local_file_stamps(lines: list[str]) -> dict[str, list]:
 
 @functools.cache
 def interpreter_identity(python: str) -> str:
-    return f"{os.path.realpath(python)} {platform.python_implementation()} {sys.version}"
+    return f"{os.path.realpath(python)} {sys.implementation.name} {sys.version}"
 
 
 def env_key(field: str, value: dict, *, installer: str, python: str, layer: list[str]) -> str:
@@ -197,7 +194,7 @@ def get_or_build(setup, field: str, key: str, build, meta: dict) -> Path:
     try:
         path = setup.cache.get_or_create(field, key, logged_build, meta=meta,
                                          timeout=setup.remaining())
-    except filelock.Timeout:
+    except TimeoutError:
         raise setup.fail("setup timed out (setup_timeout_seconds) waiting for another process "
                          "building the same environment") from None
     if not built:

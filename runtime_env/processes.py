@@ -1,0 +1,39 @@
+"""Process checks shared by the node, its workers and setup. Cheap to import: psutil is only
+loaded to kill, which a cached environment never needs."""
+
+from __future__ import annotations
+
+import os
+
+
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (killed, not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # no /proc (macOS): existing is alive
+        return True
+
+
+def kill_tree(pid: int, wait: float = 5) -> None:
+    """Kill a process and everything it started; wait up to `wait` seconds for them to end."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    if wait:
+        psutil.wait_procs(procs, timeout=wait)
