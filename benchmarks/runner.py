@@ -20,6 +20,8 @@ from pathlib import Path
 
 import psutil
 
+from runtime_env import processes
+
 MARKER = "MINRAY_BENCH_RUN"
 DRIVERS = Path(__file__).with_name("drivers.py")
 SUITE = uuid.uuid4().hex[:8]  # every marker starts with it: one sweep finds all of ours
@@ -55,12 +57,7 @@ def become_subreaper() -> None:
 
 
 def _kill(procs: list[psutil.Process]) -> int:
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(procs, timeout=5)
+    processes.end(procs)
     return len(procs)
 
 

@@ -36,7 +36,7 @@ from minray import exceptions as exc
 from minray import objects
 from minray.protocol import FrameReader, frame
 from minray.task import ACTOR, CALL, TaskSpec
-from runtime_env.processes import kill_tree, pid_alive
+from runtime_env import processes
 
 # Ids are unique per driver process, so a ref that outlives one session never names an object
 # of the next.
@@ -504,7 +504,7 @@ class Node:
                 actor.restarts_left = 0
             if worker is not None and worker.state != "dead":
                 worker.state = "leaving"
-                kill_tree(worker.proc.pid, wait=0)
+                processes.kill_tree(worker.proc.pid, wait=0)
             if no_restart:
                 self._actor_died(actor, exc.ActorDiedError(
                     f"actor {actor.spec.name} was killed by minray.kill()"), restart=False)
@@ -768,20 +768,13 @@ class Node:
     # ---------------------------------------------------------------- shutdown
     def shutdown(self) -> None:
         """Stop every worker and everything they started; leave no process behind."""
-        import psutil
-
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             workers = list(self.workers.values())
-            procs = []
+            procs = [p for w in workers for p in processes.tree(w.proc.pid)]
             for w in workers:
-                try:
-                    p = psutil.Process(w.proc.pid)
-                    procs += [p, *p.children(recursive=True)]
-                except psutil.NoSuchProcess:
-                    pass
                 if w.sock is not None:
                     try:
                         w.sock.close()  # the worker sees EOF and exits
@@ -789,13 +782,7 @@ class Node:
                         pass
             os.write(self._wake_w, b"x")
         self._io.join(2)
-        _, alive = psutil.wait_procs(procs, timeout=1.0)
-        for p in alive:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=3)
+        processes.end(procs, grace=1.0, wait=3)
         for w in workers:
             w.proc.poll()
         objects.track(None, None)
@@ -870,7 +857,7 @@ def _new_session_dir() -> Path:
     old = sorted(root.glob("session_2*"), key=lambda p: p.stat().st_mtime)[:-KEEP_SESSIONS]
     for folder in old:
         parts = folder.name.split("_")  # session, date, time, pid, random
-        if not (len(parts) == 5 and parts[3].isdigit() and pid_alive(int(parts[3]))):
+        if not (len(parts) == 5 and parts[3].isdigit() and processes.pid_alive(int(parts[3]))):
             shutil.rmtree(folder, ignore_errors=True)
     return session
 

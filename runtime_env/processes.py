@@ -21,15 +21,13 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def kill_tree(pid: int, wait: float = 5) -> None:
-    """Kill a process and everything it started; wait up to `wait` seconds for them to end."""
+def end(procs: list, grace: float = 0, wait: float = 5) -> None:
+    """Give psutil processes `grace` seconds to exit by themselves, kill the rest, and wait up
+    to `wait` seconds for them to be gone."""
     import psutil
 
-    try:
-        root = psutil.Process(pid)
-        procs = [*root.children(recursive=True), root]
-    except psutil.NoSuchProcess:
-        return
+    if grace:
+        _, procs = psutil.wait_procs(procs, timeout=grace)
     for p in procs:
         try:
             p.kill()
@@ -37,3 +35,19 @@ def kill_tree(pid: int, wait: float = 5) -> None:
             pass
     if wait:
         psutil.wait_procs(procs, timeout=wait)
+
+
+def tree(pid: int) -> list:
+    """A process and everything it started (children first), as psutil processes."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_tree(pid: int, wait: float = 5) -> None:
+    """Kill a process and everything it started; wait up to `wait` seconds for them to end."""
+    end(tree(pid), wait=wait)
