@@ -129,10 +129,15 @@ def test_variables_are_expanded_at_create_time_and_keyed(tmp_path, monkeypatch):
 
 
 def test_working_dir_variable_has_both_spellings(tmp_path):
-    setup = Setup(cache=Cache(tmp_path), log_path=None, deadline=None)
-    setup.exports["MINRAY_RUNTIME_ENV_CREATE_WORKING_DIR"] = "/wd"
+    from runtime_env.plugins.working_dir import WorkingDirPlugin
+
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    setup = Setup(cache=Cache(), log_path=None, deadline=None)
+    folder = WorkingDirPlugin().create(RuntimeEnv(working_dir=str(wd))["working_dir"], setup)
     env = expansion_env(setup)
-    assert env["RAY_RUNTIME_ENV_CREATE_WORKING_DIR"] == "/wd"
+    assert env["RAY_RUNTIME_ENV_CREATE_WORKING_DIR"] == str(folder)
+    assert env["MINRAY_RUNTIME_ENV_CREATE_WORKING_DIR"] == str(folder)
 
 
 def test_requirement_not_found_names_field_command_output_and_log(wheel_dir, tmp_path,

@@ -23,9 +23,8 @@ from typing import Any
 from runtime_env import uv_run
 from runtime_env.errors import SetupError
 from runtime_env.plugin import Plugin
+from runtime_env.plugins.env_vars import REFERENCE
 
-_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-WORKING_DIR_VAR = "RUNTIME_ENV_CREATE_WORKING_DIR"
 LAYER_PTH = "_minray_layer.pth"
 BUILD_MARK = "building new environment"
 
@@ -121,16 +120,13 @@ def normalise(value: Any, field: str, *, check: str, version: str, options: str,
 # --- on the node -------------------------------------------------------------------------
 def expand(text: str, env: Mapping[str, str]) -> str:
     """`${VAR}` -> its value; an unknown variable is left as written (the installer says so)."""
-    return _REFERENCE.sub(lambda m: env.get(m.group(1), m.group(0)), text)
+    return REFERENCE.sub(lambda m: env.get(m.group(1), m.group(0)), text)
 
 
 def expansion_env(setup) -> dict[str, str]:
-    env = {**os.environ, **setup.exports}
-    for prefix in ("MINRAY_", "RAY_"):  # Ray's docs spell it RAY_RUNTIME_ENV_CREATE_WORKING_DIR
-        for other in ("MINRAY_", "RAY_"):
-            if prefix + WORKING_DIR_VAR not in env and other + WORKING_DIR_VAR in env:
-                env[prefix + WORKING_DIR_VAR] = env[other + WORKING_DIR_VAR]
-    return env
+    """What `${VAR}` may name: the node's environment and what earlier fields exported (the
+    working_dir plugin exports its folder under both MINRAY_ and Ray's RAY_ spelling)."""
+    return {**os.environ, **setup.exports}
 
 
 def _local_file_stamps(lines: list[str]) -> dict[str, list]:

@@ -9,12 +9,12 @@ from typing import Any
 
 from runtime_env.plugin import Plugin
 
-_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${VAR}
 
 
 def expand(value: str, env: Mapping[str, str]) -> str:
     """Replace each `${VAR}` by its value in `env`; a missing variable becomes ""."""
-    return _REFERENCE.sub(lambda m: env.get(m.group(1), ""), value)
+    return REFERENCE.sub(lambda m: env.get(m.group(1), ""), value)
 
 
 class EnvVarsPlugin(Plugin):
