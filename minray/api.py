@@ -1,8 +1,7 @@
 """The public API: init/shutdown, get/wait/put, kill, get_runtime_context.
 
-`core()` is the node in the driver and the worker's connection to it inside a task; every call
-goes through it, so the same code runs in both places, as in Ray. Workers import this module at
-start, so what only the driver needs (the node, runtime_env) is imported where it is used.
+Every call goes through `minray.core.current()`: the node in the driver, the worker's
+connection to it inside a task, so the same code runs in both places, as in Ray.
 """
 
 from __future__ import annotations
@@ -10,30 +9,18 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import pickle
 import threading
 from typing import Any
 
 import cloudpickle
 
-from minray import exceptions as exc
-from minray.objects import ObjectRef
+from minray import core
+from minray.objects import ObjectRef, value_of
 from minray.remote import ActorHandle
 
 JOB_RUNTIME_ENV_VAR = "MINRAY_JOB_RUNTIME_ENV"  # set by `minray job submit`
 
-_core = None
 _lock = threading.Lock()
-
-
-def core():
-    """The node (driver) or worker connection; starts the local node if needed, as Ray does."""
-    return _core if _core is not None else init()._core
-
-
-def attach_worker(worker_core) -> None:
-    global _core
-    _core = worker_core
 
 
 class _Initialized(dict):
@@ -50,8 +37,7 @@ def init(num_cpus: int | None = None, runtime_env: dict | None = None,
          namespace: str | None = None, log_to_driver: bool = True,
          include_dashboard: bool | None = None, logging_level: Any = None) -> _Initialized:
     """Start the embedded local node. Cheap: workers start when tasks need them."""
-    global _core
-    import runtime_env as renv
+    import runtime_env as renv  # the driver's alone: workers start faster without them
     from minray.node import Node
 
     if address not in (None, "local", "auto"):
@@ -62,35 +48,33 @@ def init(num_cpus: int | None = None, runtime_env: dict | None = None,
         raise ValueError(f"num_cpus must be a non-negative int, got {num_cpus!r}")
     env = renv.parse(runtime_env)
     with _lock:
-        if _core is not None:
+        running = core.get_current()
+        if running is not None:
             if ignore_reinit_error:
-                return _Initialized(_core) if _core.is_driver else _worker_info()
+                return _Initialized(running) if running.is_driver else {"job_id": running.job_id}
             raise RuntimeError("minray.init() was already called; call minray.shutdown() "
                                "first, or pass ignore_reinit_error=True")
         job_env = os.environ.get(JOB_RUNTIME_ENV_VAR)
         if job_env:
             env = renv.merge_job(renv.parse(json.loads(job_env)), env)
-        _core = Node(num_cpus=(os.cpu_count() or 1) if num_cpus is None else num_cpus,
-                     job_env=env, job_id=f"{os.getpid() & 0xFFFFFFFF:08x}")
+        node = Node(num_cpus=(os.cpu_count() or 1) if num_cpus is None else num_cpus,
+                    job_env=env, job_id=f"{os.getpid() & 0xFFFFFFFF:08x}")
+        core.set_current(node)
         atexit.register(shutdown)
-        return _Initialized(_core)
-
-
-def _worker_info() -> dict:
-    return {"job_id": _core.job_id}
+        return _Initialized(node)
 
 
 def is_initialized() -> bool:
-    return _core is not None
+    return core.get_current() is not None
 
 
 def shutdown() -> None:
     """Stop the node and every worker; a later call to the API starts a new one."""
-    global _core
     with _lock:
-        if _core is None or not _core.is_driver:
+        node = core.get_current()
+        if node is None or not node.is_driver:
             return  # inside a worker there is nothing to shut down
-        node, _core = _core, None
+        core.set_current(None)
     node.shutdown()
 
 
@@ -109,21 +93,12 @@ def _timeout(timeout: float | None) -> float | None:
     return timeout
 
 
-def _value(ok: bool, data: bytes):
-    if ok:
-        return pickle.loads(data)
-    error = pickle.loads(data)
-    if isinstance(error, exc.RayTaskError):
-        raise error.as_instanceof_cause()
-    raise error
-
-
 def get(object_refs, *, timeout: float | None = None):
     """The value(s) of one ObjectRef or a list of them; raises what the task raised."""
     single = isinstance(object_refs, ObjectRef)
     refs = [object_refs] if single else _refs(object_refs, "get")
-    results = core().get([r.id for r in refs], _timeout(timeout))
-    values = [_value(ok, data) for ok, data in results]
+    results = core.current().get([r.id for r in refs], _timeout(timeout))
+    values = [value_of(result) for result in results]
     return values[0] if single else values
 
 
@@ -137,7 +112,7 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None,
         raise ValueError(f"num_returns must be an int >= 1, got {num_returns!r}")
     if num_returns > len(refs):
         raise ValueError(f"num_returns={num_returns} exceeds the number of refs ({len(refs)})")
-    done = core().wait([r.id for r in refs], num_returns, _timeout(timeout))
+    done = core.current().wait([r.id for r in refs], num_returns, _timeout(timeout))
     ready = [r for r in refs if r.id in done][:num_returns]
     taken = set(ready)
     return ready, [r for r in refs if r not in taken]
@@ -147,7 +122,7 @@ def put(value: Any) -> ObjectRef:
     """Store a value and return its ObjectRef."""
     if isinstance(value, ObjectRef):
         raise TypeError("put() of an ObjectRef is not allowed; pass the ObjectRef itself")
-    c = core()
+    c = core.current()
     oid = c.new_id()
     c.put(oid, cloudpickle.dumps(value, protocol=5))
     return ObjectRef(oid)
@@ -157,13 +132,13 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
     """Stop an actor's process; its pending and later calls raise ActorDiedError."""
     if not isinstance(actor, ActorHandle):
         raise ValueError(f"kill takes an actor handle, got {type(actor).__name__}")
-    core().kill_actor(actor._actor_id, no_restart)
+    core.current().kill_actor(actor._actor_id, no_restart)
 
 
 class RuntimeContext:
     """Where the caller runs: job, task, actor and effective runtime_env."""
 
-    def __init__(self, c):
+    def __init__(self, c: core.Core):
         self._core = c
 
     def get_job_id(self) -> str:
@@ -188,7 +163,7 @@ class RuntimeContext:
     @property
     def runtime_env(self):
         """The effective env, a `RuntimeEnv`."""
-        from runtime_env import RuntimeEnv
+        from runtime_env import RuntimeEnv  # the spec module only, on use
 
         return RuntimeEnv.deserialize(self.get_runtime_env_string())
 
@@ -201,4 +176,7 @@ class RuntimeContext:
 
 
 def get_runtime_context() -> RuntimeContext:
-    return RuntimeContext(core())
+    return RuntimeContext(core.current())
+
+
+core.set_autostart(lambda: init()._core)

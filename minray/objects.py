@@ -8,6 +8,11 @@ a pickled value (a worker might still hold that one).
 from __future__ import annotations
 
 import collections
+import pickle
+
+from minray import core
+from minray import exceptions as exc
+from minray.task import Result
 
 # Set by the driver's node while it runs: (id, +1/-1) per ref created/collected, and the ids
 # whose refs were pickled into values. Appends to a deque or set are safe from any thread,
@@ -51,11 +56,23 @@ class ObjectRef:
         return self.id
 
     def __await__(self):
-        import asyncio
+        import asyncio  # on use: it costs workers ~10 ms at start
 
-        from minray import api
+        def fetch():
+            return value_of(core.current().get([self.id], None)[0])
 
-        return asyncio.get_running_loop().run_in_executor(None, api.get, self).__await__()
+        return asyncio.get_running_loop().run_in_executor(None, fetch).__await__()
+
+
+def value_of(result: Result):
+    """The value a result holds, or raise the error it holds (as the task's own type)."""
+    ok, data = result
+    if ok:
+        return pickle.loads(data)
+    error = pickle.loads(data)
+    if isinstance(error, exc.RayTaskError):
+        raise error.as_instanceof_cause()
+    raise error
 
 
 class Arg:

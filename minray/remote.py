@@ -8,6 +8,7 @@ from typing import Any
 
 import cloudpickle
 
+from minray import core
 from minray.objects import Arg, ObjectRef
 from minray.task import ACTOR, CALL, TASK, TaskSpec
 
@@ -77,12 +78,6 @@ def _pack_args(args: tuple, kwargs: dict) -> tuple[bytes, list[str]]:
     return cloudpickle.dumps((args, kwargs), protocol=5), deps
 
 
-def _core():
-    from minray import api
-
-    return api.core()
-
-
 class _Remote:
     """What functions and classes share: options, export once, a clear error if called."""
 
@@ -135,15 +130,15 @@ class _WithOptions:
 
 class RemoteFunction(_Remote):
     def _remote(self, args: tuple, kwargs: dict, options: dict):
-        core = _core()
-        core.check_cpus(options.get("num_cpus", 1))
+        c = core.current()
+        c.check_cpus(options.get("num_cpus", 1))
         func_id, func_bytes = self._exported_target()
-        task_id = core.new_id()
+        task_id = c.new_id()
         n = options.get("num_returns", 1)
         return_ids = [task_id] if n == 1 else [f"{task_id}.{i}" for i in range(n)]
         data, deps = _pack_args(args, kwargs)
         retries = options.get("max_retries")
-        core.submit(TaskSpec(
+        c.submit(TaskSpec(
             task_id=task_id, name=options.get("name") or self.__qualname__, kind=TASK,
             args=data, deps=deps, return_ids=return_ids, func_id=func_id, func_bytes=func_bytes,
             num_cpus=options.get("num_cpus", 1), runtime_env=options.get("runtime_env"),
@@ -156,15 +151,15 @@ class ActorClass(_Remote):
     _actor = True
 
     def _remote(self, args: tuple, kwargs: dict, options: dict) -> ActorHandle:
-        core = _core()
+        c = core.current()
         func_id, func_bytes = self._exported_target()
-        actor_id = core.new_id()
+        actor_id = c.new_id()
         data, deps = _pack_args(args, kwargs)
-        core.submit(TaskSpec(
+        c.submit(TaskSpec(
             task_id=actor_id, name=self.__qualname__, kind=ACTOR, args=data, deps=deps,
             return_ids=[], func_id=func_id, func_bytes=func_bytes,
             num_cpus=options.get("num_cpus") or 0, runtime_env=options.get("runtime_env"),
-            max_retries=options.get("max_restarts", 0), actor_id=actor_id))
+            max_restarts=options.get("max_restarts", 0), actor_id=actor_id))
         return ActorHandle(actor_id, self.__qualname__, self._method_names())
 
     def _method_names(self) -> tuple[str, ...]:
@@ -211,13 +206,13 @@ class ActorMethod:
         return ActorMethod(self._handle, self._name, {**self._options, **options})
 
     def remote(self, *args, **kwargs):
-        core = _core()
-        task_id = core.new_id()
+        c = core.current()
+        task_id = c.new_id()
         n = self._options.get("num_returns", 1)
         return_ids = [task_id] if n == 1 else [f"{task_id}.{i}" for i in range(n)]
         data, deps = _pack_args(args, kwargs)
         name = self._options.get("name") or f"{self._handle._class_name}.{self._name}"
-        core.submit(TaskSpec(task_id=task_id, name=name, kind=CALL, args=data, deps=deps,
+        c.submit(TaskSpec(task_id=task_id, name=name, kind=CALL, args=data, deps=deps,
                              return_ids=return_ids, actor_id=self._handle._actor_id,
                              method=self._name))
         refs = [ObjectRef(i) for i in return_ids]

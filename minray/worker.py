@@ -19,16 +19,29 @@ import traceback
 
 import cloudpickle
 
-from minray import api
+from minray import core
 from minray import exceptions as exc
 from minray.objects import Arg
-from minray.protocol import Channel
-from minray.task import ACTOR, TaskSpec
+from minray.protocol import (
+    Cancel,
+    Channel,
+    Done,
+    Exit,
+    Get,
+    Hello,
+    KillActor,
+    Put,
+    Reply,
+    Run,
+    Submit,
+    Wait,
+)
+from minray.task import ACTOR, Result, TaskSpec
 from runtime_env.processes import pid_alive
 
 
-class WorkerCore:
-    """The worker's side of the node API (see minray.api)."""
+class WorkerCore(core.Core):
+    """The worker's side of the core: every call is a message to the node."""
 
     is_driver = False
 
@@ -36,7 +49,7 @@ class WorkerCore:
         self.channel = channel
         self.worker_id = worker_id
         self.job_id = os.environ["MINRAY_JOB_ID"]
-        self.runtime_env_json = os.environ["MINRAY_RUNTIME_ENV"]
+        self._runtime_env_json = os.environ["MINRAY_RUNTIME_ENV"]
         self.task_id: str | None = None
         self.actor_id: str | None = None
         self.actor = None
@@ -47,50 +60,50 @@ class WorkerCore:
         self._requests = itertools.count(1)
         self._functions: dict[str, object] = {}
         self._sent_functions: set[str] = set()
-        self._inbox: collections.deque[tuple] = collections.deque()
+        self._inbox: collections.deque[Run | Exit] = collections.deque()
 
-    # ------------------------------------------------------------- core API for tasks
+    # ------------------------------------------------------------- the core, for tasks
+    @property
+    def runtime_env_json(self) -> str:
+        return self._runtime_env_json
+
     def new_id(self) -> str:
         return f"{self.worker_id}.{next(self._ids):x}"
-
-    def check_cpus(self, num_cpus: float) -> None:
-        from minray.node import check_cpus
-
-        check_cpus(num_cpus, self.num_cpus)
 
     def submit(self, spec: TaskSpec) -> None:
         if spec.func_id in self._sent_functions:
             spec.func_bytes = None
         elif spec.func_id is not None:
             self._sent_functions.add(spec.func_id)
-        self.channel.send(("submit", spec))
+        self.channel.send(Submit(spec))
 
-    def put(self, oid: str, data: bytes) -> None:
-        self.channel.send(("put", oid, data))
+    def put(self, object_id: str, data: bytes) -> None:
+        self.channel.send(Put(object_id, data))
 
-    def kill_actor(self, actor_id: str, no_restart: bool = True) -> None:
-        self.channel.send(("kill", actor_id, no_restart))
+    def kill_actor(self, actor_id: str, no_restart: bool) -> None:
+        self.channel.send(KillActor(actor_id, no_restart))
 
-    def get(self, ids: list[str], timeout: float | None) -> list[tuple[bool, bytes]]:
-        _, reply = self._request("get", ids, len(set(ids)), timeout)
+    def get(self, ids: list[str], timeout: float | None) -> list[Result]:
+        req = next(self._requests)
+        reply = self._request(Get(req, ids), timeout)
         if reply is None:
             raise exc.GetTimeoutError(f"get timed out after {timeout} s")
         return reply
 
     def wait(self, ids: list[str], num_returns: int, timeout: float | None) -> set[str]:
-        req, reply = self._request("wait", ids, num_returns, timeout)
+        req = next(self._requests)
+        reply = self._request(Wait(req, ids, num_returns), timeout)
         if reply is None:  # timed out: the node answers the cancel with what is ready
             reply = self._reply_to(req, None)
         return set(reply)
 
-    def _request(self, kind: str, ids: list[str], need: int, timeout: float | None):
+    def _request(self, request: Get | Wait, timeout: float | None) -> list | None:
         """Ask the node for objects; while this task waits, its CPU is lent to others."""
-        req = next(self._requests)
-        self.channel.send((kind, req, ids, need))
-        reply = self._reply_to(req, timeout)
+        self.channel.send(request)
+        reply = self._reply_to(request.req_id, timeout)
         if reply is None:
-            self.channel.send(("cancel", req))
-        return req, reply
+            self.channel.send(Cancel(request.req_id))
+        return reply
 
     def _reply_to(self, req: int, timeout: float | None):
         """Read until the reply to `req`; keep work that arrives meanwhile for later."""
@@ -98,48 +111,52 @@ class WorkerCore:
         while True:
             left = None if deadline is None else max(deadline - time.monotonic(), 0)
             msg = self.channel.recv(left)
-            if msg is None:
-                return None
-            if msg[0] == "reply":
-                if msg[1] == req:
-                    return msg[2]
-                continue  # the late answer to a request that timed out
-            self._inbox.append(msg)
+            match msg:
+                case None:
+                    return None
+                case Reply(req_id=req_id, payload=payload):
+                    if req_id == req:
+                        return payload
+                    # else: the late answer to a request that timed out
+                case _:
+                    self._inbox.append(msg)
 
     # ------------------------------------------------------------- running work
     def serve(self) -> None:
         while True:
             msg = self._inbox.popleft() if self._inbox else self.channel.recv()
-            if msg[0] == "exit":
-                return
-            if msg[0] == "run":
-                self._run(*msg[1:])
+            match msg:
+                case Exit():
+                    return
+                case Run():
+                    self._run(msg)
 
-    def _run(self, kind, task_id, name, func_id, func_bytes, method, args, deps, return_ids):
-        self.task_id = task_id
+    def _run(self, msg: Run) -> None:
+        task = msg.task
+        self.task_id = task.task_id
         try:
-            if func_bytes is not None:
-                self._functions[func_id] = cloudpickle.loads(func_bytes)
-            call_args, call_kwargs = _load_args(args, deps)
-            if kind == ACTOR:
-                self.actor_id = task_id
-                self.actor = self._functions[func_id](*call_args, **call_kwargs)
+            if msg.func is not None:
+                self._functions[task.func_id] = cloudpickle.loads(msg.func)
+            call_args, call_kwargs = _load_args(task.args, msg.deps)
+            if task.kind == ACTOR:
+                self.actor_id = task.task_id
+                self.actor = self._functions[task.func_id](*call_args, **call_kwargs)
                 results = [(True, b"")]
             else:
                 if self.actor_error is not None:
                     raise self.actor_error
-                fn = (getattr(self.actor, method) if method is not None
-                      else self._functions[func_id])
+                fn = (getattr(self.actor, task.method) if task.method is not None
+                      else self._functions[task.func_id])
                 value = fn(*call_args, **call_kwargs)
-                results = _dump_results(value, len(return_ids), name)
+                results = _dump_results(value, len(task.return_ids), task.name)
         except Exception as e:  # noqa: BLE001 - every error goes back to the caller
-            error = _task_error(name, e)
-            if kind == ACTOR:
+            error = _task_error(task.name, e)
+            if task.kind == ACTOR:
                 self.actor_error = exc.ActorDiedError(f"the actor's constructor failed:\n{error}")
-            results = [_dump_error(error)] * max(len(return_ids), 1)
+            results = [_dump_error(error)] * max(len(task.return_ids), 1)
         finally:
             self.task_id = None
-        self.channel.send(("done", task_id, results))
+        self.channel.send(Done(task.task_id, results))
 
 
 def _load_args(args: bytes, deps: dict[str, bytes]) -> tuple[list, dict]:
@@ -161,7 +178,7 @@ def _dumps(value) -> bytes:
         return cloudpickle.dumps(value, protocol=5)
 
 
-def _dump_results(value, n: int, name: str) -> list[tuple[bool, bytes]]:
+def _dump_results(value, n: int, name: str) -> list[Result]:
     if n == 1:
         return [(True, _dumps(value))]
     values = list(value) if isinstance(value, (tuple, list)) else None
@@ -177,7 +194,7 @@ def _task_error(name: str, error: Exception) -> exc.RayError:
     return exc.RayTaskError(name, "".join(tb), error)
 
 
-def _dump_error(error: BaseException) -> tuple[bool, bytes]:
+def _dump_error(error: BaseException) -> Result:
     try:
         return False, cloudpickle.dumps(error)
     except Exception:  # noqa: BLE001 - an exception that cannot travel: keep its text
@@ -208,13 +225,13 @@ def main() -> None:
         if path and path not in sys.path:
             sys.path.append(path)
     channel = Channel(sock)
-    core = WorkerCore(channel, os.environ["MINRAY_WORKER_ID"])
-    channel.send(("hello", core.worker_id))
+    worker = WorkerCore(channel, os.environ["MINRAY_WORKER_ID"])
+    channel.send(Hello(worker.worker_id))
     threading.Thread(target=_watch_driver, args=(sock, int(os.environ["MINRAY_DRIVER_PID"])),
                      daemon=True).start()
-    api.attach_worker(core)
+    core.set_current(worker)
     try:
-        core.serve()
+        worker.serve()
     except (EOFError, ConnectionError):
         pass
     finally:

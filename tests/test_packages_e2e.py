@@ -31,9 +31,9 @@ def pip_env(wheel_dir, *packages, **extra):
 
 
 def setup_log():
-    from minray import api
+    from minray import core
 
-    return Path(api.core().setup_log)
+    return Path(core.current().setup_log)
 
 
 def test_tasks_and_actors_in_pip_envs_with_conflicting_versions(ray, wheels):

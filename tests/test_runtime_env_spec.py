@@ -112,9 +112,9 @@ def test_eager_install_false_prepares_nothing_until_first_use(tmp_path):
 
     log_marker = {"env_vars": {"M": "1"}, "config": {"eager_install": False}}
     ray.init(num_cpus=1, runtime_env=log_marker)
-    from minray import api
+    from minray import core
 
-    node = api.core()
+    node = core.current()
     assert node.job_env.launch is None and not node.job_env.preparing
     assert ray.get(ray.remote(lambda: os.environ["M"]).remote()) == "1"
     assert node.job_env.launch is not None

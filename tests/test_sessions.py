@@ -1,6 +1,7 @@
 """Session folders: logs are findable (session_latest) and old sessions do not pile up."""
 
 import os
+from pathlib import Path
 
 import minray
 
@@ -18,8 +19,7 @@ def test_old_sessions_are_pruned_and_live_ones_kept(tmp_path, monkeypatch):
     (live / "logs").mkdir(parents=True)
     os.utime(live, (900_000, 900_000))  # the oldest of all, but its driver runs
 
-    minray.init(num_cpus=1)
-    session = minray.api.core().session_dir
+    session = Path(minray.init(num_cpus=1)["session_dir"])
     minray.shutdown()
 
     sessions = sorted(p.name for p in root.glob("session_2*"))

@@ -1,0 +1,198 @@
+"""The node's I/O: one thread that accepts worker connections, reads their messages, writes
+what could not be sent at once, and learns of process exits (Linux pidfds; polling elsewhere).
+
+Sockets are non-blocking with an output buffer each, so no thread ever waits on a worker while
+holding the node's lock. Every event is handled under that lock, by the node's callbacks.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import os
+import selectors
+import socket
+import subprocess
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from minray.protocol import FrameReader, Hello, Message, frame
+
+_READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+
+
+class Connection:
+    """One worker's socket: what is half read, what is not yet written, and whose it is."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock: socket.socket | None = sock  # None once closed
+        self.reader = FrameReader()
+        self.outbuf: collections.deque = collections.deque()  # buffers not yet sent
+        self.events = _READ  # what the selector watches the socket for
+        self.owner: Any = None  # the worker, once its hello named it
+        self.on_event: Callable | None = None  # the selector's callback for this socket
+
+
+class IOLoop:
+    def __init__(self, lock: threading.RLock, socket_path: str, *,
+                 on_hello: Callable[[Connection, Hello], Any],
+                 on_message: Callable[[Any, Message], None],
+                 on_exit: Callable[[Any], None],
+                 poll_exits: Callable[[], None]):
+        self._lock = lock
+        self._on_hello, self._on_message = on_hello, on_message
+        self._on_exit, self._poll_exits = on_exit, poll_exits
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(socket_path)
+        self._listener.listen(128)
+        self._listener.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._listener, _READ, self._accept)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._selector.register(self._wake_r, _READ, self._drain_wakeups)
+        self.pidfds = hasattr(os, "pidfd_open")
+        self._exit_fds: set[int] = set()  # pidfds of processes not yet ended
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="minray-node-io", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ called under the lock
+    def watch_exit(self, proc: subprocess.Popen, owner: Any) -> None:
+        """Call on_exit(owner) when the process ends (without pidfds: see poll_exits)."""
+        if self.pidfds:
+            fd = os.pidfd_open(proc.pid)
+            self._exit_fds.add(fd)
+            self._register(fd, _READ, functools.partial(self._exited, owner))
+
+    def send(self, conn: Connection, message: Message) -> None:
+        if conn.sock is None:
+            return
+        queued = bool(conn.outbuf)
+        conn.outbuf.extend(frame(message))
+        if not queued:  # nothing ahead of it: write now, keep the rest for when writable
+            self._flush(conn)
+
+    def close(self, conn: Connection) -> None:
+        if conn.sock is not None:
+            self._unregister(conn.sock)
+            conn.sock.close()
+            conn.sock = None
+            conn.outbuf.clear()
+
+    def stop(self) -> None:
+        """End the thread at its next turn; `shutdown` joins it after releasing the lock."""
+        self._stopped = True
+        self._wake()
+
+    # ------------------------------------------------------------------ after the lock
+    def join_and_close(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        self._listener.close()
+        self._selector.close()
+        for fd in (self._wake_r, self._wake_w, *self._exit_fds):
+            os.close(fd)
+
+    # ------------------------------------------------------------------ the thread
+    def _run(self) -> None:
+        while not self._stopped:
+            events = self._selector.select(None if self.pidfds else 0.2)
+            with self._lock:
+                if self._stopped:
+                    return
+                for key, mask in events:
+                    try:
+                        key.data(key, mask)
+                    except Exception:  # noqa: BLE001 - the node must outlive any one event
+                        traceback.print_exc()
+                if not self.pidfds:
+                    self._poll_exits()
+
+    def _accept(self, key, mask) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            sock.setblocking(False)
+            conn = Connection(sock)
+            conn.on_event = functools.partial(self._ready, conn)
+            self._selector.register(sock, _READ, conn.on_event)
+
+    def _ready(self, conn: Connection, key, mask) -> None:
+        if mask & _WRITE:
+            self._flush(conn)
+        if mask & _READ and conn.sock is not None:
+            self._read(conn)
+
+    def _read(self, conn: Connection) -> None:
+        for _ in range(256):  # then let other workers have a turn
+            try:
+                msg = conn.reader.read(conn.sock)
+            except (BlockingIOError, InterruptedError):
+                return
+            except (EOFError, OSError):  # closed: the process exit settles what it was running
+                self.close(conn)
+                return
+            if conn.owner is None:  # a new connection: its first message names the worker
+                conn.owner = self._on_hello(conn, msg) if isinstance(msg, Hello) else None
+                if conn.owner is None:
+                    self.close(conn)
+                    return
+            else:
+                self._on_message(conn.owner, msg)
+            if conn.sock is None:
+                return
+
+    def _exited(self, owner: Any, key, mask) -> None:
+        self._unregister(key.fileobj)
+        self._exit_fds.discard(key.fileobj)
+        os.close(key.fileobj)
+        self._on_exit(owner)
+
+    def _flush(self, conn: Connection) -> None:
+        out = conn.outbuf
+        try:
+            while out:
+                sent = conn.sock.send(out[0])
+                if sent < len(out[0]):
+                    out[0] = memoryview(out[0])[sent:]
+                    break
+                out.popleft()
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:  # the worker is gone; its exit is handled when the process ends
+            out.clear()
+        events = _READ | _WRITE if out else _READ
+        if events != conn.events:
+            conn.events = events
+            self._selector.modify(conn.sock, events, conn.on_event)
+            self._wake()
+
+    # ------------------------------------------------------------------ selector helpers
+    def _register(self, fileobj, events: int, callback) -> None:
+        self._selector.register(fileobj, events, callback)
+        self._wake()
+
+    def _unregister(self, fileobj) -> None:
+        try:
+            self._selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+
+    def _wake(self) -> None:
+        """Make select() see a changed registration, unless we are its own thread."""
+        if threading.current_thread() is not self._thread:
+            try:
+                os.write(self._wake_w, b"x")
+            except BlockingIOError:
+                pass
+
+    def _drain_wakeups(self, key, mask) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass

@@ -1,0 +1,161 @@
+"""Worker processes: start one from its env's launch context, send it work, let it go.
+
+Workers are keyed by their env: `idle(env)` finds one to reuse. Each knows which functions it
+has been sent, so a function's bytes cross the socket once per process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import cloudpickle
+
+from minray import exceptions as exc
+from minray.node.io_loop import IOLoop
+from minray.node.state import Actor, EnvState, Worker, WorkerState
+from minray.node.store import ObjectStore
+from minray.protocol import Exit, Message, Run
+from minray.task import TaskSpec
+from runtime_env import processes
+
+BOOT_SCRIPT = str(Path(__file__).parent.parent / "_boot" / "minray_worker.py")
+
+# Ids are unique per driver process, so a ref that outlives one session never names an object
+# of the next.
+_ids = itertools.count(1)
+
+
+def new_id() -> str:
+    return f"{next(_ids):x}"
+
+
+class WorkerPool:
+    def __init__(self, io: IOLoop, store: ObjectStore, *, launch_vars: dict[str, str],
+                 cwd: str):
+        self.io = io
+        self.store = store
+        self.workers: dict[str, Worker] = {}
+        self.functions: dict[str, bytes] = {}  # every function and class, by content hash
+        self._launch_vars = launch_vars  # what every worker is told: socket, driver, job
+        self._cwd = cwd
+
+    def __iter__(self) -> Iterator[Worker]:
+        return iter(self.workers.values())
+
+    def of_env(self, env: EnvState, state: WorkerState) -> list[Worker]:
+        """The task workers (not actors') of an env in a state."""
+        return [w for w in self.workers.values()
+                if w.env is env and w.state is state and w.actor is None]
+
+    def start(self, env: EnvState, actor: Actor | None = None) -> Worker:
+        """Start a worker process in a ready env. Raises RuntimeEnvSetupError if the env's
+        interpreter cannot be run at all."""
+        wid = f"w{new_id()}"
+        launch = env.launch
+        process_env = launch.process_env()
+        process_env.update(self._launch_vars, MINRAY_WORKER_ID=wid,
+                           MINRAY_RUNTIME_ENV=env.spec.serialize(),
+                           MINRAY_ACTOR_RESTARTS=str(actor.restarts if actor else 0))
+        argv = [*launch.py_executable, BOOT_SCRIPT]
+        try:
+            proc = subprocess.Popen(argv, env=process_env, cwd=launch.cwd or self._cwd,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as e:
+            raise exc.RuntimeEnvSetupError(
+                f"cannot start a worker with {argv[0]!r}: {e.strerror or e}") from None
+        worker = Worker(wid, env, proc, actor=actor)
+        self.workers[wid] = worker
+        self.io.watch_exit(proc, worker)
+        return worker
+
+    def connected(self, wid: str) -> Worker | None:
+        """The starting worker that just said hello, or None for a stranger or a late one."""
+        worker = self.workers.get(wid)
+        if worker is None or worker.state is not WorkerState.STARTING:
+            return None
+        return worker
+
+    def send(self, worker: Worker, message: Message) -> None:
+        if worker.conn is not None:
+            self.io.send(worker.conn, message)
+
+    def run(self, worker: Worker, task: TaskSpec) -> None:
+        """Send a task, with its function the first time this worker needs it."""
+        func = None
+        if task.func_id is not None and task.func_id not in worker.known_funcs:
+            worker.known_funcs.add(task.func_id)
+            func = self.functions[task.func_id]
+        deps = {oid: self.store[oid][1] for oid in task.deps}
+        self.send(worker, Run(task, func, deps))
+
+    def retire(self, worker: Worker) -> None:
+        """Ask a worker to exit; its exit is handled as expected, not as a crash."""
+        worker.state = WorkerState.LEAVING
+        self.send(worker, Exit())
+
+    def kill(self, worker: Worker) -> None:
+        worker.state = WorkerState.LEAVING
+        processes.kill_tree(worker.proc.pid, wait=0)
+
+    def exited(self, worker: Worker) -> str:
+        """Forget a worker whose process ended; how it ended, in words."""
+        code = worker.proc.wait()
+        worker.state = WorkerState.DEAD
+        self.workers.pop(worker.id, None)
+        if worker.conn is not None:
+            self.io.close(worker.conn)
+        for request in worker.requests.values():
+            request.cancel()
+        worker.requests.clear()
+        return exit_description(code)
+
+    def poll_exits(self) -> list[Worker]:
+        """Without pidfds: the workers whose process has ended."""
+        return [w for w in list(self.workers.values()) if w.proc.poll() is not None]
+
+    def all_processes(self) -> list:
+        return [p for w in self.workers.values() for p in processes.tree(w.proc.pid)]
+
+
+def exit_description(code: int | None) -> str:
+    if code is None:
+        return "exit code unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def launch_vars(socket_path: str, job_id: str, num_cpus: int) -> dict[str, str]:
+    """What every worker of this node is told, besides its env's own variables."""
+    return {
+        "MINRAY_NODE_SOCKET": socket_path,
+        "MINRAY_DRIVER_PID": str(os.getpid()),
+        "MINRAY_JOB_ID": job_id,
+        "MINRAY_NUM_CPUS": str(num_cpus),
+        "MINRAY_WORKER_PATH": os.pathsep.join(_worker_import_paths()),
+        "MINRAY_DRIVER_SYS_PATH": os.pathsep.join(_driver_code_paths()),
+    }
+
+
+def _worker_import_paths() -> list[str]:
+    """Where minray and its worker-side dependencies live, appended to a worker's sys.path so
+    they import in any env (a venv, a conda prefix) after the env's own packages."""
+    paths = [str(Path(__file__).resolve().parent.parent.parent),
+             str(Path(cloudpickle.__file__).resolve().parent.parent)]
+    return list(dict.fromkeys(paths))
+
+
+def _driver_code_paths() -> list[str]:
+    """The driver's script directory and cwd, as Ray adds them, so functions defined in the
+    driver's own modules import in workers."""
+    paths = [sys.path[0] if sys.path and sys.path[0] else os.getcwd(), os.getcwd()]
+    return list(dict.fromkeys(os.path.abspath(p) for p in paths))
