@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
+
+import cloudpickle
+
 
 class RayError(Exception):
     """Base of every minray error."""
@@ -11,17 +15,31 @@ class RayTaskError(RayError):
     """A task or actor method raised. The message holds the remote traceback.
 
     `get` raises `as_instanceof_cause()`, an instance that is also of the user's exception
-    type, so `except ValueError` catches a ValueError raised in a task.
+    type, so `except ValueError` catches a ValueError raised in a task. When the driver cannot
+    rebuild that exception (its class is not importable here, or its `__init__` wants other
+    arguments), `cause` is None and `cause_type` and `cause_message` still say what it was.
     """
 
-    def __init__(self, function_name: str, traceback_str: str, cause: BaseException | None = None):
+    def __init__(self, function_name: str, traceback_str: str,
+                 cause: BaseException | None = None, *, cause_type: str | None = None,
+                 cause_message: str | None = None):
         self.function_name = function_name
         self.traceback_str = traceback_str
         self.cause = cause
-        super().__init__(f"{function_name} failed:\n{traceback_str.rstrip()}")
+        self.cause_type = cause_type or (type(cause).__name__ if cause is not None else None)
+        self.cause_message = str(cause) if cause_message is None and cause is not None \
+            else cause_message
+        super().__init__(str(self))
 
     def __reduce__(self):
-        return RayTaskError, (self.function_name, self.traceback_str, self.cause)
+        # The cause travels as bytes of its own, so a cause that cannot be rebuilt on the
+        # other side costs only itself, never the error.
+        try:
+            cause = cloudpickle.dumps(self.cause)
+        except Exception:  # noqa: BLE001 - an exception that cannot be pickled: keep its text
+            cause = None
+        return _rebuild_task_error, (self.function_name, self.traceback_str, cause,
+                                     self.cause_type, self.cause_message)
 
     def __str__(self) -> str:
         return f"{self.function_name} failed:\n{self.traceback_str.rstrip()}"
@@ -30,17 +48,38 @@ class RayTaskError(RayError):
         cause_cls = type(self.cause)
         if self.cause is None or isinstance(self, cause_cls):
             return self
-        if not issubclass(cause_cls, Exception):
-            return self
         try:
             cls = type(f"RayTaskError({cause_cls.__name__})", (RayTaskError, cause_cls),
                        {"__module__": RayTaskError.__module__})
-            err = cause_cls.__new__(cls)
-        except TypeError:  # a final class, or one whose __new__ insists on arguments
+        except TypeError:  # a final class, or a layout that cannot be combined
+            return self
+        err = _bare_instance(cls)
+        if err is None:
             return self
         RayTaskError.__init__(err, self.function_name, self.traceback_str, self.cause)
         err.args = (str(err),)
         return err
+
+
+def _bare_instance(cls: type) -> BaseException | None:
+    """An instance made without calling __init__. The __new__ that MRO finds first may refuse
+    (MemoryError's does, for a class whose layout comes from another base), so try the base's."""
+    for new in (cls.__new__, BaseException.__new__):
+        try:
+            return new(cls)
+        except TypeError:
+            continue
+    return None
+
+
+def _rebuild_task_error(function_name: str, traceback_str: str, cause_bytes: bytes | None,
+                        cause_type: str | None, cause_message: str | None) -> RayTaskError:
+    try:
+        cause = pickle.loads(cause_bytes) if cause_bytes is not None else None
+    except Exception:  # noqa: BLE001 - not importable here, or not rebuildable from its args
+        cause = None
+    return RayTaskError(function_name, traceback_str, cause, cause_type=cause_type,
+                        cause_message=cause_message)
 
 
 class GetTimeoutError(RayError, TimeoutError):

@@ -149,7 +149,7 @@ class WorkerCore(core.Core):
                       else self._functions[task.func_id])
                 value = fn(*call_args, **call_kwargs)
                 results = _dump_results(value, len(task.return_ids), task.name)
-        except Exception as e:  # noqa: BLE001 - every error goes back to the caller
+        except (Exception, GeneratorExit) as e:  # noqa: BLE001 - every error goes back
             error = _task_error(task.name, e)
             if task.kind == ACTOR:
                 self.actor_error = exc.ActorDiedError(f"the actor's constructor failed:\n{error}")
@@ -187,7 +187,7 @@ def _dump_results(value, n: int, name: str) -> list[Result]:
     return [(True, _dumps(v)) for v in values]
 
 
-def _task_error(name: str, error: Exception) -> exc.RayError:
+def _task_error(name: str, error: BaseException) -> exc.RayError:
     if isinstance(error, exc.RayActorError):
         return error
     tb = traceback.format_exception(type(error), error, error.__traceback__.tb_next)
