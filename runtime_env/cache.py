@@ -126,17 +126,12 @@ class Cache:
             pass
 
     # --- leases --------------------------------------------------------------------------
-    def lease(self, field: str, key: str, pid: int | None = None) -> None:
+    def lease(self, field: str, key: str) -> None:
+        """Mark the entry as used by this process until it exits (see `gc`)."""
         leases = self._leases(field, key)
         leases.mkdir(parents=True, exist_ok=True)
-        (leases / str(pid or os.getpid())).touch()
+        (leases / str(os.getpid())).touch()
         self._touch(field, key)
-
-    def release(self, field: str, key: str, pid: int | None = None) -> None:
-        try:
-            (self._leases(field, key) / str(pid or os.getpid())).unlink()
-        except FileNotFoundError:
-            pass
 
     def _live_leases(self, field: str, key: str) -> list[int]:
         leases = self._leases(field, key)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from runtime_env import uv_run
-from runtime_env.errors import SetupError
 from runtime_env.plugin import Plugin
 from runtime_env.plugins.env_vars import REFERENCE
 
@@ -284,6 +283,3 @@ def activate(launch, prefix: Path, variables: dict[str, str]) -> None:
     path = launch.env_vars.get("PATH", os.environ.get("PATH", ""))
     launch.env_vars["PATH"] = os.pathsep.join(filter(None, [str(bindir), path]))
     launch.env_vars.update(variables)
-
-
-__all__ = ["SetupError", "VenvPlugin", "activate", "expand", "parse_requirements"]
