@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime_env.plugin import Plugin
-from runtime_env.plugins._venv import BUILD_MARK, activate, expand, expansion_env, get_or_build
+from runtime_env.plugins.installers import BUILD_MARK, activate, expand, expansion_env, get_or_build
 
 DRIVER_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 _VERSION_CODE = "import sys; print('%d.%d' % sys.version_info[:2])"

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runtime_env import files
+from runtime_env import package_fields
 from runtime_env.plugin import Plugin
 
 
@@ -52,12 +52,11 @@ class PyModulesPlugin(Plugin):
         for item in value:
             if isinstance(item, types.ModuleType):
                 item = module_source(item)
-            out.append(files.resolve(files.as_str(item, self.name), self.name, spec,
-                                     module=True))
+            out.append(package_fields.resolve(item, self.name, spec, module=True))
         return out
 
     def create(self, value: list[str], setup) -> list[Path]:
-        return [files.folder(v, self.name, setup) for v in value]
+        return [package_fields.folder(v, self.name, setup) for v in value]
 
     def modify(self, value, created: list[Path], launch, setup) -> None:
         for path in created:

@@ -1,9 +1,10 @@
 """working_dir: the folder workers start in and import from.
 
-A local folder or `.zip`, or a remote zip URI. Packaged on the driver (see runtime_env.files);
-at setup the prepared folder becomes the workers' cwd and the first entry of their sys.path,
-and is exported to later fields' commands as ${MINRAY_RUNTIME_ENV_CREATE_WORKING_DIR} (and
-Ray's ${RAY_RUNTIME_ENV_CREATE_WORKING_DIR}) so pip/conda can install from it.
+A local folder or `.zip`, or a remote zip URI. Packaged on the driver (see
+runtime_env.package_fields); at setup the prepared folder becomes the workers' cwd and the
+first entry of their sys.path, and is exported to later fields' commands as
+${MINRAY_RUNTIME_ENV_CREATE_WORKING_DIR} (and Ray's ${RAY_RUNTIME_ENV_CREATE_WORKING_DIR}) so
+pip/conda can install from it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runtime_env import files
+from runtime_env import package_fields
 from runtime_env.plugin import Plugin
 
 EXPORTS = ("MINRAY_RUNTIME_ENV_CREATE_WORKING_DIR", "RAY_RUNTIME_ENV_CREATE_WORKING_DIR")
@@ -23,10 +24,10 @@ class WorkingDirPlugin(Plugin):
     priority = 10  # first: pip/conda may refer to it
 
     def validate(self, value: Any, spec: Mapping[str, Any]) -> str:
-        return files.resolve(files.as_str(value, self.name), self.name, spec, module=False)
+        return package_fields.resolve(value, self.name, spec, module=False)
 
     def create(self, value: str, setup) -> Path:
-        path = files.folder(value, self.name, setup)
+        path = package_fields.folder(value, self.name, setup)
         for var in EXPORTS:
             setup.exports[var] = str(path)
         return path

@@ -1,4 +1,5 @@
-"""What `pip` and `uv` share: requirement lists, the virtualenv, the installers.
+"""The installing fields: what `pip` and `uv` share (requirement lists, the virtualenv, the
+installers), and what `conda` uses too (building an env in the cache, activating it).
 
 An env is a virtualenv over the driver's base interpreter (with `--system-site-packages` when
 the driver itself sees them), plus a `.pth` that adds the driver's own environment (a venv,
