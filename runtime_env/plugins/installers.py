@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from runtime_env import uv_run
+from runtime_env.expansion import expand_known, expansion_env
 from runtime_env.plugin import Plugin
-from runtime_env.plugins.env_vars import REFERENCE
 
 LAYER_PTH = "_minray_layer.pth"
 BUILD_MARK = "building new environment"
@@ -118,17 +118,6 @@ def normalise(value: Any, field: str, *, check: str, version: str, options: str,
 
 
 # --- on the node -------------------------------------------------------------------------
-def expand(text: str, env: Mapping[str, str]) -> str:
-    """`${VAR}` -> its value; an unknown variable is left as written (the installer says so)."""
-    return REFERENCE.sub(lambda m: env.get(m.group(1), m.group(0)), text)
-
-
-def expansion_env(setup) -> dict[str, str]:
-    """What `${VAR}` may name: the node's environment and what earlier fields exported (the
-    working_dir plugin exports its folder under both MINRAY_ and Ray's RAY_ spelling)."""
-    return {**os.environ, **setup.exports}
-
-
 def _local_file_stamps(lines: list[str]) -> dict[str, list]:
     """Size and mtime of requirements that are local files, so a rebuilt wheel is a new env."""
     stamps = {}
@@ -221,9 +210,9 @@ class VenvPlugin(Plugin):
 
     def create(self, value: dict, setup) -> Path:
         env = expansion_env(setup)
-        expanded = {**value, "packages": [expand(p, env) for p in value["packages"]]}
+        expanded = {**value, "packages": [expand_known(p, env) for p in value["packages"]]}
         if self.options_key in value:
-            expanded[self.options_key] = [expand(o, env) for o in value[self.options_key]]
+            expanded[self.options_key] = [expand_known(o, env) for o in value[self.options_key]]
         installer = self.installer(expanded)
         tool = self.tool(expanded, installer, setup)
         python = uv_run.worker_python()
