@@ -36,6 +36,15 @@ def default_root() -> Path:
     return Path(platformdirs.user_cache_dir("minray"))
 
 
+def default_cache() -> Cache:
+    """The cache of a caller that names none (under MINRAY_CACHE_DIR, else the user cache dir).
+
+    The one place runtime_env picks a cache by itself, so that a `RuntimeEnv(working_dir=...)`
+    typed by a user, and the `prepare` that follows it, agree without being told.
+    """
+    return Cache()
+
+
 @contextlib.contextmanager
 def _locked(path: Path, timeout: float | None = None):
     """Hold an entry's file lock (the OS drops it if the holder is killed). Raises TimeoutError.

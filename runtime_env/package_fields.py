@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runtime_env import packaging, remote_uris
-from runtime_env.cache import Cache
+from runtime_env.plugin import Validation
 from runtime_env.spec import validate_excludes
 
 if TYPE_CHECKING:
@@ -25,8 +25,10 @@ def excludes_of(spec: Mapping[str, Any]) -> list[str]:
     return validate_excludes(spec.get("excludes") or [])
 
 
-def resolve(value: Any, field_name: str, spec: Mapping[str, Any], *, module: bool) -> str:
-    """The normalised form of one local path or URI (idempotent).
+def resolve(value: Any, field_name: str, spec: Mapping[str, Any],
+            validation: Validation | None, *, module: bool) -> str:
+    """The normalised form of one local path or URI (idempotent); a local one is packaged into
+    the validation's cache (the default cache when a plugin is called without one).
 
     `module` selects py_modules' rules: a folder is shipped under its own name (so its parent
     goes on sys.path), and `.py` files and wheels are accepted.
@@ -49,7 +51,7 @@ def resolve(value: Any, field_name: str, spec: Mapping[str, Any], *, module: boo
     if not os.path.exists(path):
         raise ValueError(f"runtime_env field '{field_name}': local path {value!r} does not "
                          f"exist (resolved to {path})")
-    cache = Cache()
+    cache = (validation or Validation()).cache
     if os.path.isdir(path):
         prefix = os.path.basename(path) + "/" if module else ""
         return packaging.package_dir(path, field_name, excludes_of(spec), cache, prefix=prefix)

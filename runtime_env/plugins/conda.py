@@ -172,7 +172,7 @@ class CondaPlugin(Plugin):
     priority = 30
     conflicts = ("pip", "uv")
 
-    def validate(self, value: Any, spec: Mapping[str, Any]) -> dict | str:
+    def validate(self, value: Any, spec: Mapping[str, Any], validation=None) -> dict | str:
         if isinstance(value, Mapping):
             return _checked_dict(value)
         if not isinstance(value, str):

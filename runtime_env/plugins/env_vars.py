@@ -14,7 +14,7 @@ class EnvVarsPlugin(Plugin):
     name = "env_vars"
     priority = 90  # last: may refer to what other fields prepared
 
-    def validate(self, value: Any, spec: Mapping[str, Any]) -> dict[str, str]:
+    def validate(self, value: Any, spec: Mapping[str, Any], validation=None) -> dict[str, str]:
         if not isinstance(value, Mapping):
             raise TypeError(f"runtime_env field 'env_vars' must be a dict of str to str, "
                             f"got {type(value).__name__}")

@@ -196,7 +196,7 @@ class VenvPlugin(Plugin):
     options_key: str
     version_package: str
 
-    def validate(self, value: Any, spec: Mapping[str, Any]) -> dict:
+    def validate(self, value: Any, spec: Mapping[str, Any], validation=None) -> dict:
         return normalise(value, self.name, check=self.check_key, version=self.version_key,
                          options=self.options_key, package=self.version_package)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime_env import package_fields
-from runtime_env.plugin import Plugin
+from runtime_env.plugin import Plugin, Validation
 
 EXPORTS = ("MINRAY_RUNTIME_ENV_CREATE_WORKING_DIR", "RAY_RUNTIME_ENV_CREATE_WORKING_DIR")
 
@@ -23,8 +23,9 @@ class WorkingDirPlugin(Plugin):
     name = "working_dir"
     priority = 10  # first: pip/conda may refer to it
 
-    def validate(self, value: Any, spec: Mapping[str, Any]) -> str:
-        return package_fields.resolve(value, self.name, spec, module=False)
+    def validate(self, value: Any, spec: Mapping[str, Any],
+                 validation: Validation | None = None) -> str:
+        return package_fields.resolve(value, self.name, spec, validation, module=False)
 
     def create(self, value: str, setup) -> Path:
         path = package_fields.folder(value, self.name, setup)
