@@ -28,7 +28,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from runtime_env import Cache, RuntimeEnv, prepare  # noqa: E402
-from runtime_env.plugins._venv import BUILD_MARK, uv_bin  # noqa: E402
+from runtime_env.plugins.installers import BUILD_MARK, uv_bin  # noqa: E402
 from tests.wheels import make_wheel  # noqa: E402
 
 PKG = "mr_bench_pkg"

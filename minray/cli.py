@@ -19,7 +19,7 @@ from minray.api import JOB_RUNTIME_ENV_VAR
 from runtime_env import plugin
 
 
-def _load_env(args: argparse.Namespace) -> renv.RuntimeEnv:
+def _load_env(args: argparse.Namespace, cache: renv.Cache) -> renv.RuntimeEnv:
     spec: dict = {}
     if getattr(args, "runtime_env", None):
         text = Path(args.runtime_env).read_text()
@@ -28,7 +28,7 @@ def _load_env(args: argparse.Namespace) -> renv.RuntimeEnv:
         spec = {**spec, **json.loads(args.runtime_env_json)}
     if getattr(args, "working_dir", None):
         spec["working_dir"] = args.working_dir
-    return renv.parse(spec)
+    return renv.parse(spec, cache=cache)
 
 
 def _parse_file(path: str, text: str) -> dict:
@@ -47,8 +47,9 @@ def job_submit(args: argparse.Namespace) -> int:
     if not args.entrypoint or args.entrypoint == ["--"]:
         raise SystemExit("minray job submit: give the entrypoint after --, e.g. "
                          "-- python script.py")
-    env = _load_env(args)
-    launch = renv.prepare(env, timeout=env.config().timeout)
+    cache = renv.Cache()
+    env = _load_env(args, cache)
+    launch = renv.prepare(env, cache=cache, timeout=env.config().timeout)
     process_env = launch.process_env()
     process_env[JOB_RUNTIME_ENV_VAR] = env.serialize()
     # A pip/uv/conda env's interpreter comes first on PATH, so `python` is the env's.
@@ -59,9 +60,10 @@ def job_submit(args: argparse.Namespace) -> int:
 
 
 def env_list(args: argparse.Namespace) -> int:
-    entries = renv.Cache().entries(args.field)
+    cache = renv.Cache()
+    entries = cache.entries(args.field)
     if not entries:
-        print(f"no cached environments in {renv.Cache().root}")
+        print(f"no cached environments in {cache.root}")
         return 0
     print(f"{'field':<14}{'key':<24}{'size':>10}  {'last used':<20}leased by")
     for e in entries:
@@ -81,9 +83,10 @@ def env_gc(args: argparse.Namespace) -> int:
 
 
 def env_build(args: argparse.Namespace) -> int:
-    env = renv.parse(json.loads(args.spec))
+    cache = renv.Cache()
+    env = renv.parse(json.loads(args.spec), cache=cache)
     start = time.perf_counter()
-    launch = renv.prepare(env, timeout=env.config().timeout)
+    launch = renv.prepare(env, cache=cache, timeout=env.config().timeout)
     print(f"built {env.env_hash()} in {time.perf_counter() - start:.2f}s")
     print(json.dumps(launch.__dict__, indent=2))
     return 0

@@ -2,10 +2,23 @@
 start a worker in it. Knows nothing of tasks or workers (no import of minray).
 
 Names are imported on first use: the driver's `init()` needs the spec, not the installers,
-locks and process tools behind `prepare`.
+locks and process tools behind `prepare`. The same names are imported under TYPE_CHECKING,
+so IDEs and type checkers see them.
 """
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # `X as X`: re-exported, as `__all__` (made from _WHERE) says
+    from runtime_env.cache import Cache as Cache
+    from runtime_env.context import LaunchContext as LaunchContext
+    from runtime_env.errors import SetupError as SetupError
+    from runtime_env.merge import inherit as inherit
+    from runtime_env.merge import merge_job as merge_job
+    from runtime_env.setup import prepare as prepare
+    from runtime_env.spec import RuntimeEnv as RuntimeEnv
+    from runtime_env.spec import RuntimeEnvConfig as RuntimeEnvConfig
+    from runtime_env.spec import parse as parse
 
 _WHERE = {
     "Cache": "runtime_env.cache",

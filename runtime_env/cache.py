@@ -36,6 +36,15 @@ def default_root() -> Path:
     return Path(platformdirs.user_cache_dir("minray"))
 
 
+def default_cache() -> Cache:
+    """The cache of a caller that names none (under MINRAY_CACHE_DIR, else the user cache dir).
+
+    The one place runtime_env picks a cache by itself, so that a `RuntimeEnv(working_dir=...)`
+    typed by a user, and the `prepare` that follows it, agree without being told.
+    """
+    return Cache()
+
+
 @contextlib.contextmanager
 def _locked(path: Path, timeout: float | None = None):
     """Hold an entry's file lock (the OS drops it if the holder is killed). Raises TimeoutError.
@@ -126,17 +135,12 @@ class Cache:
             pass
 
     # --- leases --------------------------------------------------------------------------
-    def lease(self, field: str, key: str, pid: int | None = None) -> None:
+    def lease(self, field: str, key: str) -> None:
+        """Mark the entry as used by this process until it exits (see `gc`)."""
         leases = self._leases(field, key)
         leases.mkdir(parents=True, exist_ok=True)
-        (leases / str(pid or os.getpid())).touch()
+        (leases / str(os.getpid())).touch()
         self._touch(field, key)
-
-    def release(self, field: str, key: str, pid: int | None = None) -> None:
-        try:
-            (self._leases(field, key) / str(pid or os.getpid())).unlink()
-        except FileNotFoundError:
-            pass
 
     def _live_leases(self, field: str, key: str) -> list[int]:
         leases = self._leases(field, key)

@@ -32,8 +32,8 @@ GITIGNORE = ".gitignore"
 MINRAYIGNORE = ".minrayignore"
 IGNORE_GITIGNORE_VARS = ("MINRAY_RUNTIME_ENV_IGNORE_GITIGNORE", "RAY_RUNTIME_ENV_IGNORE_GITIGNORE")
 
-# The default excludes, as gitignore patterns (documented) and as the fast check used here.
-DEFAULT_EXCLUDES = (".git", ".venv/", "venv/", "__pycache__/")
+# The default excludes (".git", ".venv/", "venv/", "__pycache__/"), checked by name: no
+# pattern matching needed.
 _DEFAULT_ANY = frozenset({".git"})
 _DEFAULT_DIRS = frozenset({".venv", "venv", "__pycache__"})
 

@@ -5,7 +5,9 @@ and modifies the launch context of the workers. Plugins run in ascending `priori
 `working_dir` (10) is in place before `pip`/`conda` (30) install from it.
 
 Third-party plugins register a `Plugin` subclass under the entry point group
-`minray.runtime_env_plugins`, with the entry point named after the field.
+`minray.runtime_env_plugins`, with the entry point named after the field. A plugin written
+before `validate` took its `validation` argument (`validate(self, value, spec)`) still works:
+it is called without it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from runtime_env.cache import Cache
     from runtime_env.context import LaunchContext
     from runtime_env.setup import Setup
 
@@ -34,6 +37,24 @@ _BUILTIN = {
 }
 
 
+class Validation:
+    """What `Plugin.validate` may use besides the value and the spec: the cache that local
+    folders and files are packaged into, which `prepare` must then be given too."""
+
+    def __init__(self, cache: Cache | None = None):
+        self._cache = cache
+
+    @property
+    def cache(self) -> Cache:
+        """The caller's cache, else the default one: looked up only when a value needs it, so a
+        spec without local files never loads the cache."""
+        if self._cache is None:
+            from runtime_env.cache import default_cache
+
+            self._cache = default_cache()
+        return self._cache
+
+
 class Plugin:
     """Base class of a runtime_env field."""
 
@@ -41,11 +62,13 @@ class Plugin:
     priority: ClassVar[int] = 50
     conflicts: ClassVar[tuple[str, ...]] = ()
 
-    def validate(self, value: Any, spec: Mapping[str, Any]) -> Any:
+    def validate(self, value: Any, spec: Mapping[str, Any],
+                 validation: Validation | None = None) -> Any:
         """Check and normalise `value` on the caller's side; raise TypeError/ValueError.
 
         Must be idempotent: a normalised value validates to itself. `spec` is the whole
         runtime_env as given, for fields that read another (py_modules reads `excludes`).
+        `validation` is always given by `parse`; a plugin called directly may omit it.
         """
         return value
 
@@ -86,7 +109,20 @@ def get(name: str) -> Plugin:
     if plugin.name != name:
         raise TypeError(f"runtime_env plugin {cls.__name__} registered for field {name!r} "
                         f"says its name is {plugin.name!r}")
+    if name not in _BUILTIN:
+        _accept_validation(plugin)
     return plugin
+
+
+def _accept_validation(plugin: Plugin) -> None:
+    """Let a plugin written for `validate(value, spec)` be called with `validation` too."""
+    import inspect
+
+    two_args = plugin.validate
+    try:
+        inspect.signature(two_args).bind(None, None, None)
+    except TypeError:
+        plugin.validate = lambda value, spec, validation=None: two_args(value, spec)
 
 
 def ordered(fields: Iterable[str]) -> list[Plugin]:

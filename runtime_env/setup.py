@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 
 from runtime_env import plugin as _plugin
-from runtime_env.cache import Cache
+from runtime_env.cache import Cache, default_cache
 from runtime_env.context import LaunchContext
 from runtime_env.errors import SetupError
 from runtime_env.processes import kill_tree
@@ -91,8 +91,11 @@ class Setup:
 
 def prepare(env: RuntimeEnv, *, cache: Cache | None = None, log_path: str | None = None,
             timeout: float | None = None) -> LaunchContext:
-    """Create everything `env` needs and return how to start a worker in it."""
-    setup = Setup(cache=cache or Cache(), log_path=log_path,
+    """Create everything `env` needs and return how to start a worker in it.
+
+    `cache` must be the one `env` was validated with (None: the default cache, on both sides).
+    """
+    setup = Setup(cache=default_cache() if cache is None else cache, log_path=log_path,
                   deadline=None if timeout is None else time.monotonic() + timeout)
     launch = LaunchContext()
     for plugin in _plugin.ordered(env):

@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime_env import plugin as _plugin
+
+if TYPE_CHECKING:
+    from runtime_env.cache import Cache
 
 # Fields that are not plugins of their own: `config` shapes setup, `excludes` is read by the
 # packaging plugins (working_dir, py_modules).
@@ -67,11 +70,13 @@ class RuntimeEnv(dict):
     """A runtime environment, as in Ray: a dict of fields, validated when it is made.
 
     Unknown fields are an error that lists the known ones (Ray lets a typo pass silently).
+    Local folders and files are packaged into the default cache (`parse` takes another).
     """
 
     def __init__(self, *, _validate: bool = True, **fields: Any):
-        fields = {k: v for k, v in fields.items() if v is not None}
-        super().__init__(_validated(fields) if _validate else fields)
+        if _validate:
+            fields = _validated(fields, _plugin.Validation())
+        super().__init__({k: v for k, v in fields.items() if v is not None})
 
     # --- Ray-compatible accessors -------------------------------------------------------
     def to_dict(self) -> dict:
@@ -119,7 +124,8 @@ def known_fields() -> list[str]:
     return sorted([*_plugin.known_fields(), CONFIG, EXCLUDES])
 
 
-def _validated(fields: dict) -> dict:
+def _validated(fields: Mapping[str, Any], validation: _plugin.Validation) -> dict:
+    fields = {k: v for k, v in fields.items() if v is not None}  # None: not given
     unknown = [k for k in fields if k not in (CONFIG, EXCLUDES) and not _plugin.is_field(k)]
     if unknown:
         raise ValueError(f"runtime_env: unknown field(s) {sorted(unknown)}; "
@@ -137,7 +143,7 @@ def _validated(fields: dict) -> dict:
     if CONFIG in fields:
         out[CONFIG] = dict(RuntimeEnvConfig.parse(fields[CONFIG]))
     for plugin in _plugin.ordered(fields):
-        out[plugin.name] = plugin.validate(fields[plugin.name], fields)
+        out[plugin.name] = plugin.validate(fields[plugin.name], fields, validation)
     return {k: out[k] for k in fields}  # keep the user's order for display
 
 
@@ -148,8 +154,12 @@ def validate_excludes(value: Any) -> list[str]:
     return list(value)
 
 
-def parse(value: Any) -> RuntimeEnv:
-    """Accept what a user may pass (None, a dict, a RuntimeEnv) and return a valid RuntimeEnv."""
+def parse(value: Any, *, cache: Cache | None = None) -> RuntimeEnv:
+    """Accept what a user may pass (None, a dict, a RuntimeEnv) and return a valid RuntimeEnv.
+
+    Local folders and files are packaged into `cache` (None: the default cache); give
+    `prepare` the same one. A RuntimeEnv is taken as it is: it was validated when made.
+    """
     if value is None:
         return RuntimeEnv()
     if isinstance(value, RuntimeEnv):
@@ -159,4 +169,4 @@ def parse(value: Any) -> RuntimeEnv:
     bad = [k for k in value if not isinstance(k, str)]
     if bad:
         raise TypeError(f"runtime_env field names must be strings, got {bad!r}")
-    return RuntimeEnv(**value)
+    return RuntimeEnv(_validate=False, **_validated(value, _plugin.Validation(cache)))

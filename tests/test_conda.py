@@ -11,8 +11,8 @@ import pytest
 
 from conftest import run_in
 from runtime_env import RuntimeEnv, SetupError, prepare
-from runtime_env.plugins._venv import uv_bin
 from runtime_env.plugins.conda import DRIVER_PYTHON, find_tool, with_python
+from runtime_env.plugins.installers import uv_bin
 from wheels import local, make_wheel
 
 PKG = "mr_conda_demo"

@@ -14,7 +14,8 @@ import pytest
 from conftest import run_in
 from runtime_env import RuntimeEnv, SetupError, prepare
 from runtime_env.cache import Cache
-from runtime_env.plugins._venv import BUILD_MARK, expansion_env
+from runtime_env.expansion import expansion_env
+from runtime_env.plugins.installers import BUILD_MARK
 from runtime_env.setup import Setup
 from wheels import SilentServer, local, make_wheel, processes_mentioning
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import run_in
 from runtime_env import Cache, LaunchContext, RuntimeEnv, SetupError, prepare
-from runtime_env.plugins._venv import uv_bin
+from runtime_env.plugins.installers import uv_bin
 from runtime_env.plugins.py_executable import PyExecutablePlugin
 from runtime_env.setup import Setup
 from wheels import local, make_wheel

@@ -22,7 +22,7 @@ import pytest
 from conftest import run_in
 from pkgtools import FileServer, listing, make_zip
 from runtime_env import SetupError, parse, prepare
-from runtime_env.remote import missing_client, redact
+from runtime_env.remote_uris import missing_client, redact
 
 
 @pytest.fixture

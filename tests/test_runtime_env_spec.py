@@ -6,7 +6,7 @@ import pytest
 
 import runtime_env as renv
 from minray.runtime_env import RuntimeEnv, RuntimeEnvConfig
-from runtime_env.plugins.env_vars import expand
+from runtime_env.expansion import expand_or_empty
 
 
 def test_runtime_env_is_a_validated_dict():
@@ -69,7 +69,7 @@ def test_job_and_driver_envs_merge_and_conflicts_are_errors(monkeypatch):
 
 def test_env_var_expansion():
     node = {"HOME": "/home/u", "EMPTY": ""}
-    assert expand("${HOME}/lib:${MISSING}:$HOME", node) == "/home/u/lib::$HOME"
+    assert expand_or_empty("${HOME}/lib:${MISSING}:$HOME", node) == "/home/u/lib::$HOME"
 
 
 def test_prepare_expands_against_the_node_environment(monkeypatch):

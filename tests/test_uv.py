@@ -11,7 +11,7 @@ import pytest
 
 from conftest import run_in
 from runtime_env import RuntimeEnv, SetupError, prepare
-from runtime_env.plugins._venv import uv_bin
+from runtime_env.plugins.installers import uv_bin
 from runtime_env.plugins.uv import satisfies
 from wheels import SilentServer, local, make_wheel, processes_mentioning
 

@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from runtime_env.expansion import expand_known, expansion_env
 from runtime_env.plugin import Plugin
-from runtime_env.plugins._venv import BUILD_MARK, activate, expand, expansion_env, get_or_build
+from runtime_env.plugins.installers import BUILD_MARK, activate, get_or_build
 
 DRIVER_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 _VERSION_CODE = "import sys; print('%d.%d' % sys.version_info[:2])"
@@ -139,7 +140,7 @@ def create_command(tool: str, prefix: Path, file: Path) -> list[str]:
 
 def _expand_all(data: Any, env: Mapping[str, str]) -> Any:
     if isinstance(data, str):
-        return expand(data, env)
+        return expand_known(data, env)
     if isinstance(data, list):
         return [_expand_all(d, env) for d in data]
     if isinstance(data, dict):
@@ -171,7 +172,7 @@ class CondaPlugin(Plugin):
     priority = 30
     conflicts = ("pip", "uv")
 
-    def validate(self, value: Any, spec: Mapping[str, Any]) -> dict | str:
+    def validate(self, value: Any, spec: Mapping[str, Any], validation=None) -> dict | str:
         if isinstance(value, Mapping):
             return _checked_dict(value)
         if not isinstance(value, str):

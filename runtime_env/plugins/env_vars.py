@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from runtime_env.expansion import expand_or_empty
 from runtime_env.plugin import Plugin
-
-REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${VAR}
-
-
-def expand(value: str, env: Mapping[str, str]) -> str:
-    """Replace each `${VAR}` by its value in `env`; a missing variable becomes ""."""
-    return REFERENCE.sub(lambda m: env.get(m.group(1), ""), value)
 
 
 class EnvVarsPlugin(Plugin):
     name = "env_vars"
     priority = 90  # last: may refer to what other fields prepared
 
-    def validate(self, value: Any, spec: Mapping[str, Any]) -> dict[str, str]:
+    def validate(self, value: Any, spec: Mapping[str, Any], validation=None) -> dict[str, str]:
         if not isinstance(value, Mapping):
             raise TypeError(f"runtime_env field 'env_vars' must be a dict of str to str, "
                             f"got {type(value).__name__}")
@@ -36,4 +29,4 @@ class EnvVarsPlugin(Plugin):
 
     def modify(self, value, created, launch, setup) -> None:
         node_env = {**os.environ, **launch.env_vars}
-        launch.env_vars.update({k: expand(v, node_env) for k, v in value.items()})
+        launch.env_vars.update({k: expand_or_empty(v, node_env) for k, v in value.items()})

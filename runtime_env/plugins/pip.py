@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from runtime_env.plugins._venv import VenvPlugin, venv_python
+from runtime_env.plugins.installers import VenvPlugin, venv_python
 
 INSTALLER_VAR = "MINRAY_PIP_INSTALLER"
 

@@ -25,7 +25,7 @@ class PyExecutablePlugin(Plugin):
     name = "py_executable"
     priority = 40  # after pip/uv/conda: it may name their python
 
-    def validate(self, value: Any, spec: Mapping[str, Any]) -> str:
+    def validate(self, value: Any, spec: Mapping[str, Any], validation=None) -> str:
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             value = shlex.join(value)
         if not isinstance(value, str):

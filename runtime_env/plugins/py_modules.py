@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runtime_env import files
-from runtime_env.plugin import Plugin
+from runtime_env import package_fields
+from runtime_env.plugin import Plugin, Validation
 
 
 def module_source(module: types.ModuleType) -> str:
@@ -44,7 +44,8 @@ class PyModulesPlugin(Plugin):
     name = "py_modules"
     priority = 15  # after working_dir, so the working_dir stays first on sys.path
 
-    def validate(self, value: Any, spec: Mapping[str, Any]) -> list[str]:
+    def validate(self, value: Any, spec: Mapping[str, Any],
+                 validation: Validation | None = None) -> list[str]:
         if isinstance(value, (str, bytes, os.PathLike)) or not isinstance(value, (list, tuple)):
             raise TypeError("runtime_env field 'py_modules' must be a list of local paths, "
                             f"URIs or module objects, got {type(value).__name__}")
@@ -52,12 +53,11 @@ class PyModulesPlugin(Plugin):
         for item in value:
             if isinstance(item, types.ModuleType):
                 item = module_source(item)
-            out.append(files.resolve(files.as_str(item, self.name), self.name, spec,
-                                     module=True))
+            out.append(package_fields.resolve(item, self.name, spec, validation, module=True))
         return out
 
     def create(self, value: list[str], setup) -> list[Path]:
-        return [files.folder(v, self.name, setup) for v in value]
+        return [package_fields.folder(v, self.name, setup) for v in value]
 
     def modify(self, value, created: list[Path], launch, setup) -> None:
         for path in created:

@@ -13,7 +13,7 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from runtime_env.plugins._venv import VenvPlugin, get_or_build, uv_bin, venv_python
+from runtime_env.plugins.installers import VenvPlugin, get_or_build, uv_bin, venv_python
 
 
 @functools.cache

@@ -1,4 +1,5 @@
-"""What `pip` and `uv` share: requirement lists, the virtualenv, the installers.
+"""The installing fields: what `pip` and `uv` share (requirement lists, the virtualenv, the
+installers), and what `conda` uses too (building an env in the cache, activating it).
 
 An env is a virtualenv over the driver's base interpreter (with `--system-site-packages` when
 the driver itself sees them), plus a `.pth` that adds the driver's own environment (a venv,
@@ -21,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from runtime_env import uv_run
-from runtime_env.errors import SetupError
+from runtime_env.expansion import expand_known, expansion_env
 from runtime_env.plugin import Plugin
-from runtime_env.plugins.env_vars import REFERENCE
 
 LAYER_PTH = "_minray_layer.pth"
 BUILD_MARK = "building new environment"
@@ -118,17 +118,6 @@ def normalise(value: Any, field: str, *, check: str, version: str, options: str,
 
 
 # --- on the node -------------------------------------------------------------------------
-def expand(text: str, env: Mapping[str, str]) -> str:
-    """`${VAR}` -> its value; an unknown variable is left as written (the installer says so)."""
-    return REFERENCE.sub(lambda m: env.get(m.group(1), m.group(0)), text)
-
-
-def expansion_env(setup) -> dict[str, str]:
-    """What `${VAR}` may name: the node's environment and what earlier fields exported (the
-    working_dir plugin exports its folder under both MINRAY_ and Ray's RAY_ spelling)."""
-    return {**os.environ, **setup.exports}
-
-
 def _local_file_stamps(lines: list[str]) -> dict[str, list]:
     """Size and mtime of requirements that are local files, so a rebuilt wheel is a new env."""
     stamps = {}
@@ -207,7 +196,7 @@ class VenvPlugin(Plugin):
     options_key: str
     version_package: str
 
-    def validate(self, value: Any, spec: Mapping[str, Any]) -> dict:
+    def validate(self, value: Any, spec: Mapping[str, Any], validation=None) -> dict:
         return normalise(value, self.name, check=self.check_key, version=self.version_key,
                          options=self.options_key, package=self.version_package)
 
@@ -221,9 +210,9 @@ class VenvPlugin(Plugin):
 
     def create(self, value: dict, setup) -> Path:
         env = expansion_env(setup)
-        expanded = {**value, "packages": [expand(p, env) for p in value["packages"]]}
+        expanded = {**value, "packages": [expand_known(p, env) for p in value["packages"]]}
         if self.options_key in value:
-            expanded[self.options_key] = [expand(o, env) for o in value[self.options_key]]
+            expanded[self.options_key] = [expand_known(o, env) for o in value[self.options_key]]
         installer = self.installer(expanded)
         tool = self.tool(expanded, installer, setup)
         python = uv_run.worker_python()
@@ -284,6 +273,3 @@ def activate(launch, prefix: Path, variables: dict[str, str]) -> None:
     path = launch.env_vars.get("PATH", os.environ.get("PATH", ""))
     launch.env_vars["PATH"] = os.pathsep.join(filter(None, [str(bindir), path]))
     launch.env_vars.update(variables)
-
-
-__all__ = ["SetupError", "VenvPlugin", "activate", "expand", "parse_requirements"]

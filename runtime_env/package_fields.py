@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runtime_env import packaging, remote
-from runtime_env.cache import Cache
+from runtime_env import packaging, remote_uris
+from runtime_env.plugin import Validation
 from runtime_env.spec import validate_excludes
 
 if TYPE_CHECKING:
@@ -25,30 +25,33 @@ def excludes_of(spec: Mapping[str, Any]) -> list[str]:
     return validate_excludes(spec.get("excludes") or [])
 
 
-def resolve(value: str, field_name: str, spec: Mapping[str, Any], *, module: bool) -> str:
-    """The normalised form of one local path or URI (idempotent).
+def resolve(value: Any, field_name: str, spec: Mapping[str, Any],
+            validation: Validation | None, *, module: bool) -> str:
+    """The normalised form of one local path or URI (idempotent); a local one is packaged into
+    the validation's cache (the default cache when a plugin is called without one).
 
     `module` selects py_modules' rules: a folder is shipped under its own name (so its parent
     goes on sys.path), and `.py` files and wheels are accepted.
     """
+    value = _as_str(value, field_name)
     if packaging.is_pkg_uri(value):
         parsed = packaging.parse_pkg_uri(value)
         if parsed is None or parsed[0] != field_name:
             raise ValueError(f"runtime_env field '{field_name}': {value!r} is not a package "
                              f"URI of this field")
         return value
-    scheme = remote.scheme_of(value)
+    scheme = remote_uris.scheme_of(value)
     if scheme is not None:
-        if not remote.is_remote(value):
+        if not remote_uris.is_remote(value):
             raise ValueError(f"runtime_env field '{field_name}': URI scheme '{scheme}://' is "
                              f"not supported; use one of "
-                             f"{', '.join(s + '://' for s in remote.CLIENTS)}")
-        return remote.check_uri(value, field_name, wheels=module)
+                             f"{', '.join(s + '://' for s in remote_uris.CLIENTS)}")
+        return remote_uris.check_uri(value, field_name, wheels=module)
     path = os.path.abspath(os.path.expanduser(value))
     if not os.path.exists(path):
         raise ValueError(f"runtime_env field '{field_name}': local path {value!r} does not "
                          f"exist (resolved to {path})")
-    cache = Cache()
+    cache = (validation or Validation()).cache
     if os.path.isdir(path):
         prefix = os.path.basename(path) + "/" if module else ""
         return packaging.package_dir(path, field_name, excludes_of(spec), cache, prefix=prefix)
@@ -65,7 +68,7 @@ def resolve(value: str, field_name: str, spec: Mapping[str, Any], *, module: boo
 def folder(value: str, field_name: str, setup: Setup) -> Path:
     """The prepared folder of a normalised value, fetching a remote package if needed."""
     if not packaging.is_pkg_uri(value):
-        return remote.fetch(value, field_name, setup)
+        return remote_uris.fetch(value, field_name, setup)
     path = packaging.entry_path(value, setup.cache)
     if path is None:
         raise setup.fail(f"package {value} is no longer in the cache "
@@ -75,7 +78,7 @@ def folder(value: str, field_name: str, setup: Setup) -> Path:
     return path
 
 
-def as_str(value: Any, field_name: str) -> str:
+def _as_str(value: Any, field_name: str) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str):
