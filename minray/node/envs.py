@@ -16,11 +16,12 @@ from minray.node.state import EnvState
 
 
 class Envs:
-    def __init__(self, lock: threading.RLock, setup_log: str, *,
+    def __init__(self, lock: threading.RLock, setup_log: str, cache: renv.Cache | None, *,
                  on_ready: Callable[[EnvState], None],
                  on_failed: Callable[[EnvState, exc.RuntimeEnvSetupError], None]):
         self._lock = lock
         self.setup_log = setup_log
+        self.cache = cache  # the one the specs were validated with (None: the default)
         self._on_ready, self._on_failed = on_ready, on_failed
         self.envs: dict[str, EnvState] = {}
         self.closed = False
@@ -50,8 +51,8 @@ class Envs:
 
         def build() -> None:
             try:
-                result.append(renv.prepare(state.spec, log_path=self.setup_log,
-                                           timeout=timeout))
+                result.append(renv.prepare(state.spec, cache=self.cache,
+                                           log_path=self.setup_log, timeout=timeout))
             except BaseException as e:  # noqa: BLE001 - every failure is the user's answer
                 result.append(e)
 

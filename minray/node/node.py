@@ -31,7 +31,8 @@ class Node(core.Core):
     is_driver = True
     worker_id = "driver"
 
-    def __init__(self, *, num_cpus: int, job_env: renv.RuntimeEnv, job_id: str):
+    def __init__(self, *, num_cpus: int, job_env: renv.RuntimeEnv, job_id: str,
+                 cache: renv.Cache | None = None):
         self.num_cpus = num_cpus
         self.job_id = job_id
         self.session_dir = session.new_session_dir()
@@ -47,7 +48,7 @@ class Node(core.Core):
                                launch_vars=launch_vars(self._socket, job_id, num_cpus))
         self.scheduler = Scheduler(self.pool, num_cpus, fail_env=self._fail_env)
         self.actors = Actors(self.pool, self.store, fail_env=self._fail_env)
-        self.envs = Envs(self._lock, self.setup_log, on_ready=self._env_ready,
+        self.envs = Envs(self._lock, self.setup_log, cache, on_ready=self._env_ready,
                          on_failed=self._fail_env)
         with self._lock:
             self.job_env = self.envs.get(job_env, prepare=False)
