@@ -67,14 +67,7 @@ def kill_marked(marker: str) -> int:
     Misses processes that rewrite their environ area for a title (Ray's agents do, with
     setproctitle): `kill_leftovers` catches those.
     """
-    found = []
-    for p in psutil.process_iter():
-        try:
-            if p.pid != os.getpid() and p.environ().get(MARKER, "").startswith(marker):
-                found.append(p)
-        except (psutil.Error, OSError):
-            continue
-    return _kill(found)
+    return _kill(processes.marked(MARKER, marker))
 
 
 def kill_leftovers() -> int:

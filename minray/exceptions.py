@@ -102,5 +102,10 @@ class RuntimeEnvSetupError(RayError):
     """The runtime_env of a task or actor could not be prepared; the message says why."""
 
 
+class ActorEnvSetupError(ActorDiedError, RuntimeEnvSetupError):
+    """An actor's runtime_env could not be set up: `except RuntimeEnvSetupError`, as Ray's guide
+    writes it, and `except ActorDiedError` both catch it."""
+
+
 class ObjectLostError(RayError):
-    """The object's value is no longer stored."""
+    """The object's value is no longer stored (its ref is from a session that was shut down)."""

@@ -48,6 +48,37 @@ def tree(pid: int) -> list:
         return []
 
 
+def marked(name: str, prefix: str) -> list:
+    """Processes whose environment has `name` set to a value starting with `prefix`, as psutil
+    processes: a tree's processes that detached from it (a new session, a double fork) still
+    carry the variables they were started with. On Linux /proc is read directly (~1 ms for a
+    hundred processes, against ~9 ms through psutil)."""
+    import psutil
+
+    me = os.getpid()
+    if not os.path.isdir("/proc"):
+        found = []
+        for p in psutil.process_iter():
+            try:
+                if p.pid != me and p.environ().get(name, "").startswith(prefix):
+                    found.append(p)
+            except (psutil.Error, OSError):
+                continue
+        return found
+    needle = f"\0{name}={prefix}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle in b"\0" + f.read():
+                    found.append(psutil.Process(int(entry)))
+        except (OSError, psutil.Error):  # gone, or another user's
+            continue
+    return found
+
+
 def kill_tree(pid: int, wait: float = 5) -> None:
     """Kill a process and everything it started; wait up to `wait` seconds for them to end."""
     end(tree(pid), wait=wait)

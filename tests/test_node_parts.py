@@ -133,12 +133,18 @@ def connect_all(pool: Pool) -> None:
             w.state = WorkerState.IDLE
 
 
-def make(num_cpus: int = 2):
-    pool, failed = Pool(), []
-    return pool, Scheduler(pool, num_cpus, fail_env=lambda env, e: failed.append((env, e))), failed
+@pytest.fixture
+def make(store):
+    def make(num_cpus: int = 2):
+        pool, failed = Pool(), []
+        sched = Scheduler(pool, store, num_cpus,
+                          fail_env=lambda env, e: failed.append((env, e)))
+        return pool, sched, failed
+
+    return make
 
 
-def test_tasks_of_an_env_being_prepared_wait_without_starting_workers():
+def test_tasks_of_an_env_being_prepared_wait_without_starting_workers(make):
     pool, sched, _ = make()
     env = EnvState("h", RuntimeEnv())  # no launch context yet
     sched.enqueue(task("a"), env)
@@ -146,7 +152,7 @@ def test_tasks_of_an_env_being_prepared_wait_without_starting_workers():
     assert pool.started == [] and len(sched.queues[env]) == 1
 
 
-def test_workers_start_for_queued_tasks_up_to_the_cpus():
+def test_workers_start_for_queued_tasks_up_to_the_cpus(make):
     pool, sched, _ = make(num_cpus=2)
     env = ready_env("h")
     for tid in "abc":
@@ -163,7 +169,7 @@ def test_workers_start_for_queued_tasks_up_to_the_cpus():
     assert [t for _, t in pool.sent] == ["a", "b", "c"] and env not in sched.queues
 
 
-def test_a_blocked_task_lends_its_cpu_and_takes_it_back():
+def test_a_blocked_task_lends_its_cpu_and_takes_it_back(make):
     pool, sched, _ = make(num_cpus=1)
     env = ready_env("h")
     sched.enqueue(task("parent"), env)
@@ -183,7 +189,7 @@ def test_a_blocked_task_lends_its_cpu_and_takes_it_back():
     assert sched.cpus.used == 1 and parent.cpus == 1
 
 
-def test_zero_cpu_tasks_run_on_a_full_node():
+def test_zero_cpu_tasks_run_on_a_full_node(make):
     pool, sched, _ = make(num_cpus=1)
     env = ready_env("h")
     sched.enqueue(task("a"), env)
@@ -195,7 +201,7 @@ def test_zero_cpu_tasks_run_on_a_full_node():
     assert sorted(t for _, t in pool.sent) == ["a", "b"] and sched.cpus.used == 1
 
 
-def test_a_full_node_evicts_an_idle_worker_of_another_env():
+def test_a_full_node_evicts_an_idle_worker_of_another_env(make):
     pool, sched, _ = make(num_cpus=1)
     old, new = ready_env("old"), ready_env("new")
     pool.start(old)
@@ -205,7 +211,7 @@ def test_a_full_node_evicts_an_idle_worker_of_another_env():
     assert pool.workers[0].state is WorkerState.LEAVING and pool.started == [old, new]
 
 
-def test_a_failed_env_fails_its_queue():
+def test_a_failed_env_fails_its_queue(make):
     pool, sched, failed = make()
     env = ready_env("h")
     env.error = exc.RuntimeEnvSetupError("no such package")
@@ -214,7 +220,7 @@ def test_a_failed_env_fails_its_queue():
     assert failed == [(env, env.error)] and pool.started == []
 
 
-def test_the_ledger_counts_each_worker_once():
+def test_the_ledger_counts_each_worker_once(make):
     pool, sched, _ = make(num_cpus=4)
     w = pool.start(ready_env("h"))
     sched.cpus.take(w, 2)
@@ -223,3 +229,24 @@ def test_the_ledger_counts_each_worker_once():
     sched.cpus.give_back(w)
     sched.cpus.give_back(w)
     assert sched.cpus.used == 0
+
+
+def test_a_worker_that_cannot_start_for_lack_of_resources_fails_one_task(make, store):
+    pool, sched, failed = make()
+    env = ready_env("h")
+    sched.enqueue(task("a"), env)
+    sched.enqueue(task("b"), env)
+    sched.start_failed(env, "too many open files", env_broken=False)
+    ok, data = store["a"]
+    error = pickle.loads(data)
+    assert not ok and isinstance(error, exc.WorkerCrashedError)
+    assert "too many open files" in str(error)
+    assert failed == [] and [t.task_id for t in sched.queues[env]] == ["b"]
+
+
+def test_a_worker_that_cannot_start_in_a_broken_env_fails_the_env(make):
+    pool, sched, failed = make()
+    env = ready_env("h")
+    sched.enqueue(task("a"), env)
+    sched.start_failed(env, "no such interpreter", env_broken=True)
+    assert len(failed) == 1 and "no such interpreter" in str(failed[0][1])

@@ -10,7 +10,7 @@ import cloudpickle
 from minray import exceptions as exc
 from minray.node.state import Actor, EnvState, Worker, WorkerState
 from minray.node.store import ObjectStore
-from minray.node.workers import WorkerPool
+from minray.node.workers import WorkerPool, WorkerStartError
 from minray.task import Result, TaskSpec
 
 
@@ -41,9 +41,12 @@ class Actors:
                 self._start(actor)
 
     def env_failed(self, env: EnvState) -> None:
+        """The env cannot start workers: its actors that have not started die. Running ones go
+        on: their workers are fine."""
         for actor in self.actors.values():
-            if actor.env is env and actor.dead is None:
-                self._died(actor, exc.ActorDiedError(
+            running = actor.worker is not None and actor.worker.state is WorkerState.BUSY
+            if actor.env is env and actor.dead is None and not running:
+                self._died(actor, exc.ActorEnvSetupError(
                     f"actor {actor.spec.name} could not start: {env.error}"), restart=False)
 
     def connected(self, worker: Worker) -> None:
@@ -79,6 +82,7 @@ class Actors:
             self.store.complete(call, results)
 
     def worker_exited(self, worker: Worker, how: str) -> None:
+        """The actor's process ended (`how`: why, in words): restart it if it may."""
         actor = worker.actor
         if actor.worker is not worker:
             return
@@ -102,15 +106,19 @@ class Actors:
     # ------------------------------------------------------------------ inside
     def _start(self, actor: Actor) -> None:
         if actor.env.error is not None:
-            self._died(actor, exc.ActorDiedError(
+            self._died(actor, exc.ActorEnvSetupError(
                 f"actor {actor.spec.name} could not start: {actor.env.error}"), restart=False)
             return
         if actor.env.launch is None:
             return  # started when its env is ready
         try:
             actor.worker = self.pool.start(actor.env, actor)
-        except exc.RuntimeEnvSetupError as e:
-            self._fail_env(actor.env, e)
+        except WorkerStartError as e:
+            if e.env_broken:
+                self._fail_env(actor.env, exc.RuntimeEnvSetupError(str(e)))
+            else:
+                self._died(actor, exc.ActorDiedError(
+                    f"actor {actor.spec.name} could not start: {e}"), restart=False)
 
     def _pump(self, actor: Actor) -> None:
         """Send queued calls in order, each once its arguments are ready."""

@@ -1,13 +1,17 @@
 """The session's runtime envs: one state per env hash, each prepared once, in the background.
 
 Preparing runs `runtime_env.prepare` on a thread of its own (installs can take minutes); the
-node learns the outcome through `on_ready` / `on_failed`, called under its lock. A failed env
-is remembered for the session, so its later tasks fail at once.
+node learns the outcome through `on_ready` / `on_failed`, called under its lock. A failed env is
+remembered for a while (Ray's BAD_RUNTIME_ENV_CACHE_TTL_SECONDS, 10 minutes by default), so its
+later tasks fail at once; asking again after that, or with another `config` (a longer
+`setup_timeout_seconds`), prepares it again.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Callable
 
 import runtime_env as renv
@@ -32,6 +36,8 @@ class Envs:
         state = self.envs.get(h)
         if state is None:
             state = self.envs[h] = EnvState(h, spec)
+        elif state.error is not None and self._may_retry(state, spec):
+            state.spec, state.error, state.preparing = spec, None, False
         if prepare and not state.preparing:
             state.preparing = True
             threading.Thread(target=self._prepare, args=(state,), daemon=True,
@@ -44,6 +50,15 @@ class Envs:
             return self.get(parent.spec)  # prepares the job env on first use if not eager
         child = override if isinstance(override, renv.RuntimeEnv) else renv.parse(override)
         return self.get(renv.inherit(parent.spec, child))
+
+    def failed(self, state: EnvState, error: exc.RuntimeEnvSetupError) -> None:
+        """Remember that the env cannot run workers (the first reason wins)."""
+        if state.error is None:
+            state.error, state.failed_at = error, time.monotonic()
+
+    def _may_retry(self, state: EnvState, spec: renv.RuntimeEnv) -> bool:
+        return (spec.config() != state.spec.config()
+                or time.monotonic() - state.failed_at > bad_env_ttl())
 
     def _prepare(self, state: EnvState) -> None:
         timeout = state.spec.config().timeout
@@ -71,6 +86,22 @@ class Envs:
             else:
                 state.launch = result[0]
                 self._on_ready(state)
+
+
+TTL_VARS = ("MINRAY_BAD_RUNTIME_ENV_CACHE_TTL_SECONDS", "BAD_RUNTIME_ENV_CACHE_TTL_SECONDS")
+DEFAULT_TTL_SECONDS = 600.0
+
+
+def bad_env_ttl() -> float:
+    """How long a failed env is remembered, in seconds (minray's variable, then Ray's)."""
+    for var in TTL_VARS:
+        value = os.environ.get(var)
+        if value:
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError(f"{var} must be a number of seconds, got {value!r}") from None
+    return DEFAULT_TTL_SECONDS
 
 
 def _describe(error: BaseException) -> str:

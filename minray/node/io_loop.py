@@ -8,6 +8,7 @@ holding the node's lock. Every event is handled under that lock, by the node's c
 from __future__ import annotations
 
 import collections
+import errno
 import functools
 import os
 import selectors
@@ -40,10 +41,15 @@ class IOLoop:
                  on_hello: Callable[[Connection, Hello], Any],
                  on_message: Callable[[Any, Message], None],
                  on_exit: Callable[[Any], None],
+                 on_refused: Callable[[str, OSError], None],
                  poll_exits: Callable[[], None]):
         self._lock = lock
         self._on_hello, self._on_message = on_hello, on_message
-        self._on_exit, self._poll_exits = on_exit, poll_exits
+        self._on_exit, self._on_refused, self._poll_exits = on_exit, on_refused, poll_exits
+        # Kept free, to accept (and refuse) a worker when the process runs out of descriptors:
+        # otherwise the listener stays readable and accept fails in a loop.
+        self._reserve_fd: int | None = os.open(os.devnull, os.O_RDONLY)
+        self._reported: set[str] = set()
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(socket_path)
         self._listener.listen(128)
@@ -94,6 +100,8 @@ class IOLoop:
         self._selector.close()
         for fd in (self._wake_r, self._wake_w, *self._exit_fds):
             os.close(fd)
+        if self._reserve_fd is not None:
+            os.close(self._reserve_fd)
 
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
@@ -105,10 +113,17 @@ class IOLoop:
                 for key, mask in events:
                     try:
                         key.data(key, mask)
-                    except Exception:  # noqa: BLE001 - the node must outlive any one event
-                        traceback.print_exc()
+                    except Exception as e:  # noqa: BLE001 - the node outlives any one event
+                        self._report(e)
                 if not self.pidfds:
                     self._poll_exits()
+
+    def _report(self, error: Exception) -> None:
+        """Print an unexpected error once, not once per turn of the loop."""
+        text = f"{type(error).__name__}: {error}"
+        if text not in self._reported:
+            self._reported.add(text)
+            traceback.print_exception(error)
 
     def _accept(self, key, mask) -> None:
         while True:
@@ -116,10 +131,39 @@ class IOLoop:
                 sock, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
+            except OSError as e:
+                if e.errno not in (errno.EMFILE, errno.ENFILE):
+                    raise
+                self._refuse_one(e)
+                return
             sock.setblocking(False)
             conn = Connection(sock)
             conn.on_event = functools.partial(self._ready, conn)
             self._selector.register(sock, _READ, conn.on_event)
+
+    def _refuse_one(self, error: OSError) -> None:
+        """No descriptor left for a new worker's connection: use the reserve to accept it, tell
+        the node which worker it was (so it fails that one clearly), and close it."""
+        if self._reserve_fd is not None:
+            os.close(self._reserve_fd)
+            self._reserve_fd = None
+        try:
+            sock, _ = self._listener.accept()
+        except OSError:
+            sock = None
+        if sock is not None:
+            with sock:
+                sock.settimeout(0.1)  # its hello is sent right after connecting
+                try:
+                    hello = FrameReader().read(sock)
+                except (OSError, EOFError):
+                    hello = None
+            if isinstance(hello, Hello):
+                self._on_refused(hello.worker_id, error)
+        try:
+            self._reserve_fd = os.open(os.devnull, os.O_RDONLY)
+        except OSError:
+            pass
 
     def _ready(self, conn: Connection, key, mask) -> None:
         if mask & _WRITE:

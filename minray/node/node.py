@@ -17,11 +17,12 @@ from minray import exceptions as exc
 from minray.node import session
 from minray.node.actors import Actors
 from minray.node.envs import Envs
+from minray.node.ids import new_id, number
 from minray.node.io_loop import Connection, IOLoop
 from minray.node.scheduler import Scheduler
 from minray.node.state import EnvState, Request, Worker, WorkerState
 from minray.node.store import ObjectStore
-from minray.node.workers import BOOT_SCRIPT, WorkerPool, launch_vars, new_id
+from minray.node.workers import BOOT_SCRIPT, WorkerPool, launch_vars, out_of_resources
 from minray.protocol import Cancel, Done, Get, Hello, KillActor, Message, Put, Reply, Submit, Wait
 from minray.task import ACTOR, CALL, Result, TaskSpec
 from runtime_env import processes
@@ -36,17 +37,19 @@ class Node(core.Core):
         self.num_cpus = num_cpus
         self.job_id = job_id
         self.session_dir = session.new_session_dir()
-        self.setup_log = str(self.session_dir / "logs" / f"runtime_env_setup-{job_id}.log")
+        self.setup_log = session.new_log(
+            str(self.session_dir / "logs" / f"runtime_env_setup-{job_id}.log"))
         self._socket = session.socket_path(self.session_dir)
         self._lock = threading.RLock()
         self._closed = False
+        self._first_id = number(new_id())  # every id of this session is at least this
         self.store = ObjectStore()
         self.io = IOLoop(self._lock, self._socket, on_hello=self._on_hello,
                          on_message=self._on_message, on_exit=self._on_exit,
-                         poll_exits=self._poll_exits)
+                         on_refused=self._on_refused, poll_exits=self._poll_exits)
         self.pool = WorkerPool(self.io, self.store, cwd=os.getcwd(),
                                launch_vars=launch_vars(self._socket, job_id, num_cpus))
-        self.scheduler = Scheduler(self.pool, num_cpus, fail_env=self._fail_env)
+        self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self._fail_env)
         self.actors = Actors(self.pool, self.store, fail_env=self._fail_env)
         self.envs = Envs(self._lock, self.setup_log, cache, on_ready=self._env_ready,
                          on_failed=self._fail_env)
@@ -74,6 +77,7 @@ class Node(core.Core):
     def get(self, ids: list[str], timeout: float | None) -> list[Result]:
         done = threading.Event()
         with self._lock:
+            self._check_session(ids)
             cancel = self.store.when_all_ready(ids, done.set)
         if not done.wait(timeout):
             with self._lock:
@@ -88,6 +92,7 @@ class Node(core.Core):
     def wait(self, ids: list[str], num_returns: int, timeout: float | None) -> set[str]:
         done = threading.Event()
         with self._lock:
+            self._check_session(ids)
             cancel = self.store.when_ready(ids, num_returns, done.set)
         done.wait(timeout)
         with self._lock:
@@ -98,10 +103,19 @@ class Node(core.Core):
         with self._lock:
             self.actors.kill(actor_id, no_restart)
 
+    def _check_session(self, ids: list[str]) -> None:
+        """A ref from a session that was shut down will never have a value: say so now."""
+        for oid in ids:
+            if oid not in self.store and number(oid) < self._first_id:
+                raise exc.ObjectLostError(
+                    f"ObjectRef({oid}) belongs to an earlier minray session, which was shut "
+                    f"down; its value is gone (objects do not outlive shutdown())")
+
     # ------------------------------------------------------------------ submission
     def _submit(self, spec: TaskSpec, parent: EnvState) -> None:
         if self._closed:
             raise exc.RayError("minray has been shut down; call minray.init() again")
+        self._check_session(spec.deps)
         if spec.func_bytes is not None:
             self.pool.functions.setdefault(spec.func_id, spec.func_bytes)
             spec.func_bytes = None
@@ -138,8 +152,9 @@ class Node(core.Core):
         self.scheduler.schedule()
 
     def _fail_env(self, env: EnvState, error: exc.RuntimeEnvSetupError) -> None:
-        """The env cannot run anything: fail its queued tasks and its actors, and remember."""
-        env.error = env.error or error
+        """The env cannot start workers: fail its queued tasks and unstarted actors, and
+        remember for a while."""
+        self.envs.failed(env, error)
         for task in self.scheduler.drop(env):
             self.store.fail(task, env.error)
         self.actors.env_failed(env)
@@ -150,6 +165,7 @@ class Node(core.Core):
         if worker is None:
             return None
         worker.conn = conn
+        worker.env.connected = True
         if worker.actor is not None:
             self.actors.connected(worker)
         else:
@@ -222,10 +238,7 @@ class Node(core.Core):
         was = worker.state
         how = self.pool.exited(worker)
         if was is WorkerState.STARTING:
-            self._fail_env(worker.env, exc.RuntimeEnvSetupError(
-                f"the worker process exited ({how}) before connecting to the node; command: "
-                f"{' '.join(worker.env.launch.py_executable)} {BOOT_SCRIPT}; its output is "
-                f"above in the driver's stderr"))
+            self._start_failed(worker, how)
         elif worker.actor is not None:
             self.actors.worker_exited(worker, how)
         elif worker.task is not None:
@@ -239,25 +252,52 @@ class Node(core.Core):
                     f"time(s) (max_retries={task.max_retries})"))
         self.scheduler.schedule()
 
+    def _start_failed(self, worker: Worker, how: str) -> None:
+        """A worker ended before it connected. Unless the node knows a cause outside the env,
+        an env that never connected a worker is broken; otherwise only this worker is lost."""
+        env = worker.env
+        reason = worker.start_error or (
+            f"the worker process exited ({how}) before connecting to the node; command: "
+            f"{' '.join(env.launch.py_executable)} {BOOT_SCRIPT}; its output is above in the "
+            f"driver's stderr")
+        if worker.actor is not None and (worker.start_error or env.connected):
+            self.actors.worker_exited(worker, reason)
+        else:
+            self.scheduler.start_failed(env, reason, env_broken=not (
+                worker.start_error or env.connected))
+
+    def _on_refused(self, wid: str, error: OSError) -> None:
+        worker = self.pool.workers.get(wid)
+        if worker is not None:
+            worker.start_error = out_of_resources(error) or str(error)
+
     def _poll_exits(self) -> None:
         for worker in self.pool.poll_exits():
             self._on_exit(worker)
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
-        """Stop every worker and everything they started; leave no process behind."""
+        """Stop every worker and everything they started; leave no process behind.
+
+        Connected workers exit by themselves once their socket closes (flushing their output);
+        one that has not connected yet cannot hear that and is killed at once. Then whatever
+        their tasks started is killed, found by tree and, for processes that detached, by the
+        node's socket path that every worker's environment carries."""
         with self._lock:
             if self._closed:
                 return
             self._closed = self.envs.closed = True
             workers = list(self.pool)
-            procs = self.pool.all_processes()
-            for worker in workers:
-                if worker.conn is not None:
-                    self.io.close(worker.conn)  # the worker sees EOF and exits
+            connected = [w for w in workers if w.conn is not None]
+            descendants = self.pool.all_processes()
+            for worker in connected:
+                self.io.close(worker.conn)  # the worker sees EOF and exits
             self.io.stop()
         self.io.join_and_close(2)
-        processes.end(procs, grace=1.0, wait=3)
+        roots = {w.proc.pid for w in connected}
+        processes.end([p for p in descendants if p.pid not in roots], wait=0)
+        processes.end([p for p in descendants if p.pid in roots], grace=1.0, wait=3)
+        processes.end(processes.marked("MINRAY_NODE_SOCKET", self._socket), wait=3)
         for worker in workers:
             worker.proc.poll()
         self.store.close()

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 from minray import exceptions as exc
 from minray.node.state import EnvState, Worker, WorkerState
-from minray.node.workers import WorkerPool
+from minray.node.store import ObjectStore
+from minray.node.workers import WorkerPool, WorkerStartError
 from minray.task import TaskSpec
 
 
@@ -38,9 +39,10 @@ class CpuLedger:
 
 
 class Scheduler:
-    def __init__(self, pool: WorkerPool, num_cpus: int, *,
+    def __init__(self, pool: WorkerPool, store: ObjectStore, num_cpus: int, *,
                  fail_env: Callable[[EnvState, exc.RuntimeEnvSetupError], None]):
         self.pool = pool
+        self.store = store
         self.cpus = CpuLedger(num_cpus)
         self.queues: dict[EnvState, collections.deque[TaskSpec]] = {}
         self._fail_env = fail_env
@@ -74,14 +76,26 @@ class Scheduler:
                 elif starting < len(queue) and self._room_for_worker(env):
                     try:
                         self.pool.start(env)
-                    except exc.RuntimeEnvSetupError as e:
-                        self._fail_env(env, e)
+                    except WorkerStartError as e:
+                        self.start_failed(env, str(e), env_broken=e.env_broken)
                         break
                     starting += 1
                 else:
                     break
             if not queue:
                 self.queues.pop(env, None)
+
+    def start_failed(self, env: EnvState, reason: str, *, env_broken: bool) -> None:
+        """A worker for the env's queue could not start. A broken env fails all it has; a
+        machine out of resources fails the first queued task, so nothing retries forever."""
+        if env_broken:
+            self._fail_env(env, exc.RuntimeEnvSetupError(reason))
+            return
+        queue = self.queues.get(env)
+        if queue:
+            task = queue.popleft()
+            self.store.fail(task, exc.WorkerCrashedError(
+                f"no worker could be started for {task.name}: {reason}"))
 
     def dispatch(self, worker: Worker, task: TaskSpec) -> None:
         worker.state, worker.task = WorkerState.BUSY, task

@@ -1,5 +1,10 @@
 """The session folder: the node's socket and the session's logs, under
-$MINRAY_TMPDIR (or the temp dir)/minray-<uid>/, the newest linked as session_latest."""
+$MINRAY_TMPDIR (or the temp dir)/minray-<uid>/, the newest linked as session_latest.
+
+Folders and logs are readable by their user only (they can hold paths and package lists). Old
+sessions are pruned so logs do not fill a disk over months of test runs, but never one younger
+than a day: an error message quotes its setup log, and many drivers at once (pytest-xdist)
+would otherwise prune each other's within minutes."""
 
 from __future__ import annotations
 
@@ -12,28 +17,49 @@ from pathlib import Path
 from runtime_env import processes
 
 KEEP_SESSIONS = 20
+KEEP_SECONDS = 24 * 3600
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths hold 104-108 bytes
 
 
 def new_session_dir() -> Path:
-    """A new session folder with a logs/ folder. Only the newest sessions are kept, and those
-    whose driver still runs: logs must not fill a disk over months of test runs."""
+    """A new session folder with a logs/ folder; prunes old ones."""
     root = Path(os.environ.get("MINRAY_TMPDIR") or tempfile.gettempdir()) / f"minray-{os.getuid()}"
-    root.mkdir(mode=0o700, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     session = Path(tempfile.mkdtemp(prefix=f"session_{stamp}_{os.getpid()}_", dir=root))
-    (session / "logs").mkdir()
+    (session / "logs").mkdir(mode=0o700)
     latest = root / "session_latest"
     tmp_link = root / f".latest-{os.getpid()}"
     tmp_link.unlink(missing_ok=True)
     tmp_link.symlink_to(session.name)
     os.replace(tmp_link, latest)
-    old = sorted(root.glob("session_2*"), key=lambda p: p.stat().st_mtime)[:-KEEP_SESSIONS]
-    for folder in old:
-        parts = folder.name.split("_")  # session, date, time, pid, random
-        if not (len(parts) == 5 and parts[3].isdigit() and processes.pid_alive(int(parts[3]))):
-            shutil.rmtree(folder, ignore_errors=True)
+    _prune(root)
     return session
+
+
+def new_log(path: str) -> str:
+    """Create an empty log readable by its user only; writers append to it."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    return path
+
+
+def _prune(root: Path) -> None:
+    """Remove sessions beyond the newest KEEP_SESSIONS that are over a day old and whose
+    driver is gone."""
+    by_age = sorted(root.glob("session_2*"), key=_mtime)[:-KEEP_SESSIONS]
+    day_ago = time.time() - KEEP_SECONDS
+    for folder in by_age:
+        parts = folder.name.split("_")  # session, date, time, pid, random
+        live = len(parts) == 5 and parts[3].isdigit() and processes.pid_alive(int(parts[3]))
+        if not live and _mtime(folder) < day_ago:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # pruned meanwhile by another driver
+        return 0.0
 
 
 def socket_path(session: Path) -> str:

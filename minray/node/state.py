@@ -29,7 +29,9 @@ class EnvState:
     spec: renv.RuntimeEnv
     launch: renv.LaunchContext | None = None
     error: exc.RuntimeEnvSetupError | None = None
+    failed_at: float = 0.0  # time.monotonic() of the error, which is remembered for a while
     preparing: bool = False
+    connected: bool = False  # a worker of it said hello: the env can run workers
 
 
 class WorkerState(enum.Enum):
@@ -61,6 +63,7 @@ class Worker:
     cpus: float = 0  # the CPUs it holds now: its task's, unless it is blocked in get/wait
     known_funcs: set[str] = field(default_factory=set)  # functions it has been sent
     requests: dict[int, Request] = field(default_factory=dict)  # its task's get/wait calls
+    start_error: str | None = None  # why it could not connect, when the node knows
 
     @property
     def alive(self) -> bool:

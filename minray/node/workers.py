@@ -6,8 +6,9 @@ has been sent, so a function's bytes cross the socket once per process.
 
 from __future__ import annotations
 
-import itertools
+import errno
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import cloudpickle
 
-from minray import exceptions as exc
+from minray.node.ids import new_id
 from minray.node.io_loop import IOLoop
 from minray.node.state import Actor, EnvState, Worker, WorkerState
 from minray.node.store import ObjectStore
@@ -26,13 +27,25 @@ from runtime_env import processes
 
 BOOT_SCRIPT = str(Path(__file__).parent.parent / "_boot" / "minray_worker.py")
 
-# Ids are unique per driver process, so a ref that outlives one session never names an object
-# of the next.
-_ids = itertools.count(1)
+class WorkerStartError(Exception):
+    """A worker could not be started. `env_broken` when the env is at fault (its interpreter
+    cannot run), so every worker of it would fail the same way; otherwise the machine is out of
+    something (file descriptors, processes, memory) and only this worker is lost."""
+
+    def __init__(self, message: str, *, env_broken: bool):
+        super().__init__(message)
+        self.env_broken = env_broken
 
 
-def new_id() -> str:
-    return f"{next(_ids):x}"
+def out_of_resources(error: OSError) -> str | None:
+    """What the machine ran out of, in words a user can act on; None for other errors."""
+    if error.errno in (errno.EMFILE, errno.ENFILE):
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return (f"the driver has too many open files to start another worker (ulimit -n is "
+                f"{soft}; each worker holds two): {error.strerror}")
+    if error.errno in (errno.EAGAIN, errno.ENOMEM):
+        return f"the system cannot start another process now: {error.strerror}"
+    return None
 
 
 class WorkerPool:
@@ -54,8 +67,7 @@ class WorkerPool:
                 if w.env is env and w.state is state and w.actor is None]
 
     def start(self, env: EnvState, actor: Actor | None = None) -> Worker:
-        """Start a worker process in a ready env. Raises RuntimeEnvSetupError if the env's
-        interpreter cannot be run at all."""
+        """Start a worker process in a ready env; raises WorkerStartError."""
         wid = f"w{new_id()}"
         launch = env.launch
         process_env = launch.process_env()
@@ -67,11 +79,17 @@ class WorkerPool:
             proc = subprocess.Popen(argv, env=process_env, cwd=launch.cwd or self._cwd,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as e:
-            raise exc.RuntimeEnvSetupError(
-                f"cannot start a worker with {argv[0]!r}: {e.strerror or e}") from None
+            lack = out_of_resources(e)
+            raise WorkerStartError(lack or f"cannot start a worker with {argv[0]!r}: "
+                                   f"{e.strerror or e}", env_broken=lack is None) from None
         worker = Worker(wid, env, proc, actor=actor)
+        try:
+            self.io.watch_exit(proc, worker)
+        except OSError as e:  # no file descriptor left to watch it with
+            proc.kill()
+            proc.wait()
+            raise WorkerStartError(out_of_resources(e) or str(e), env_broken=False) from None
         self.workers[wid] = worker
-        self.io.watch_exit(proc, worker)
         return worker
 
     def connected(self, wid: str) -> Worker | None:
