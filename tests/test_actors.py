@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from conftest import gone_within
 from minray.exceptions import ActorDiedError, RayActorError
+from procs import gone_within
 
 
 def test_actor_keeps_state_and_runs_calls_in_order(ray):

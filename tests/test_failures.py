@@ -9,8 +9,8 @@ import textwrap
 import pytest
 
 import minray
-from conftest import gone_within, worker_processes
 from minray.exceptions import RuntimeEnvSetupError, WorkerCrashedError
+from procs import gone_within, worker_processes
 
 
 def test_a_task_that_exits_raises_instead_of_hanging(ray):

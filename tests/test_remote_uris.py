@@ -12,17 +12,17 @@ import subprocess
 import sys
 import threading
 import uuid
-import zipfile
 from pathlib import Path
 
 import filelock
 import platformdirs
 import pytest
 
-from conftest import run_in
 from pkgtools import FileServer, listing, make_zip
+from procs import run_in
 from runtime_env import SetupError, parse, prepare
 from runtime_env.remote import missing_client, redact
+from wheels import make_wheel
 
 
 @pytest.fixture
@@ -74,9 +74,7 @@ def test_query_strings_are_allowed(served):
 def test_http_py_modules_zip_and_wheel(served):
     # Ray's rule: the contents of the single top-level folder go on sys.path.
     make_zip(served.folder / "deps.zip", {"deps/mr_rm_zip/__init__.py": "V = 'zip'\n"})
-    with zipfile.ZipFile(served.folder / "mr_rm_whl-1.0-py3-none-any.whl", "w") as zf:
-        zf.writestr("mr_rm_whl/__init__.py", "V = 'whl'\n")
-        zf.writestr("mr_rm_whl-1.0.dist-info/METADATA", "Name: mr_rm_whl\nVersion: 1.0\n")
+    make_wheel(served.folder, "mr_rm_whl", "1.0", "V = 'whl'")
     ctx = prepare(parse({"py_modules": [served.url("deps.zip"),
                                         served.url("mr_rm_whl-1.0-py3-none-any.whl")]}))
     assert run_in(ctx, "import mr_rm_zip, mr_rm_whl; print(mr_rm_zip.V, mr_rm_whl.V)") == "zip whl"

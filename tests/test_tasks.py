@@ -6,8 +6,8 @@ import time
 import pytest
 
 import minray
-from conftest import gone_within, worker_processes
 from minray.exceptions import GetTimeoutError, RayTaskError
+from procs import gone_within, worker_processes
 
 
 def test_thousand_copies_of_a_function(ray):

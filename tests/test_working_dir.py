@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from conftest import run_in
 from pkgtools import listing, make_zip, prepared, working_dir_uri, write_tree
+from procs import run_in
 from runtime_env import RuntimeEnv, SetupError, parse, prepare
 from runtime_env.plugins.working_dir import WorkingDirPlugin
 from runtime_env.setup import Setup
