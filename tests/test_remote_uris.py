@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import types
 import uuid
 from pathlib import Path
 
@@ -152,11 +153,19 @@ def test_a_missing_client_names_the_extra_to_install(tmp_path):
     assert "s3://bucket/wd.zip" in out and "boto3" in out and 'pip install "minray[s3]"' in out
 
 
-def test_missing_client_messages():
-    for scheme, extra in (("gs", "gs"), ("azure", "azure"), ("s3", "s3")):
-        msg = missing_client(scheme)
-        assert msg is None or f'pip install "minray[{extra}]"' in msg
-    assert missing_client("file") is None
+@pytest.mark.parametrize("scheme, module, install", [
+    ("s3", "boto3", 'pip install "minray[s3]"'),
+    ("gs", "google.cloud.storage", 'pip install "minray[gs]"'),
+    ("azure", "azure.storage.blob", 'pip install "minray[azure]"'),
+    ("https", "requests", "pip install requests"),
+])
+def test_missing_client_messages(monkeypatch, scheme, module, install):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: import fails
+    msg = missing_client(scheme)
+    assert msg is not None and f"'{module}'" in msg and msg.endswith(install)
+    monkeypatch.setitem(sys.modules, module, types.ModuleType(module))  # as if installed
+    assert missing_client(scheme) is None
+    assert missing_client("file") is None  # file:// URIs need no client at all
 
 
 # --- S3 through moto's server ----------------------------------------------------------------

@@ -179,8 +179,9 @@ def test_runtime_context_in_driver_and_task(ray):
         c = ray.get_runtime_context()
         return c.get_job_id(), c.get_task_id()
 
-    job_id, task_id = ray.get(where.remote())
-    assert job_id == ctx.get_job_id() and task_id
+    (job_a, task_a), (job_b, task_b) = ray.get([where.remote(), where.remote()])
+    assert job_a == job_b == ctx.get_job_id()
+    assert isinstance(task_a, str) and isinstance(task_b, str) and task_a != task_b
 
 
 def test_nested_tasks_and_recursion(ray):

@@ -94,7 +94,8 @@ def test_a_package_removed_from_the_cache_is_a_setup_error(project, isolated_cac
     isolated_cache.remove("working_dir", key)
     with pytest.raises(SetupError, match="no longer in the cache"):
         prepare(env)
-    assert prepare(parse({"working_dir": str(project)})).cwd  # validating again re-packages
+    again = prepare(parse({"working_dir": str(project)}))  # validating again re-packages
+    assert open(os.path.join(again.cwd, "hello.txt")).read() == "Hello World!"
 
 
 # --- local zips ----------------------------------------------------------------------------
