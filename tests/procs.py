@@ -1,10 +1,12 @@
 """Processes as tests see them: run code as a worker would, find live processes, wait for them
-to end."""
+to end, and hold tasks at a gate until the test lets them go on."""
 
 from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 
@@ -24,6 +26,29 @@ def run_in(ctx: LaunchContext, code: str, timeout: float = 60) -> str:
 def demo_value(ctx: LaunchContext) -> str:
     """The demo package's VALUE and version, as a worker started from `ctx` imports it."""
     return run_in(ctx, f"import {DEMO}; print({DEMO}.VALUE, {DEMO}.__version__)")
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 60) -> None:
+    """Poll `condition` until it holds; after `timeout` seconds fail, saying what never came."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout} s for {what}")
+        time.sleep(0.01)
+
+
+class Gate:
+    """A file in `folder` that tasks wait for and the test creates: a task held at the gate
+    cannot finish before the test opens it, whatever the timing."""
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / "gate-open"
+
+    def wait(self, timeout: float = 60) -> None:
+        wait_for(self.path.exists, "the test to open the gate", timeout)
+
+    def open(self) -> None:
+        self.path.touch()
 
 
 def worker_processes(pids) -> list:

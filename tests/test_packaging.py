@@ -13,6 +13,7 @@ import time
 import pytest
 
 from pkgtools import listing, shipped_files, working_dir_uri, write_tree
+from procs import wait_for
 from runtime_env import Cache, parse, prepare
 from runtime_env.packaging import DigestMemo
 
@@ -173,7 +174,13 @@ def test_an_unchanged_tree_is_not_copied_again(project):
 
 
 def test_memo_is_persisted_and_never_trusts_a_same_mtime_rewrite(project, isolated_cache):
-    time.sleep(0.1)  # let the files age past the timestamp margin, so they get memoised
+    def stamp(path):
+        st = path.stat()
+        return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
+
+    files = [p for p in project.rglob("*") if p.is_file()]
+    wait_for(lambda: all(DigestMemo.trusted(stamp(p), time.time_ns()) for p in files),
+             "the files to age past the memo's timestamp margin", timeout=10)
     first = working_dir_uri({"working_dir": str(project)})
     memo = DigestMemo(isolated_cache.root, str(project))
     data = json.loads(memo.path.read_text())
