@@ -50,6 +50,17 @@ class Gate:
     def open(self) -> None:
         self.path.touch()
 
+    def held(self, ray):
+        """A remote function (of the `ray` module given) that returns its argument once the
+        gate is open."""
+
+        @ray.remote
+        def held(value):
+            self.wait()
+            return value
+
+        return held
+
 
 def worker_processes(pids) -> list:
     """The given pids that still exist as live (non-zombie) processes."""

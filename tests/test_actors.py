@@ -29,11 +29,7 @@ def test_actor_keeps_state_and_runs_calls_in_order(ray):
 
 def test_call_order_holds_when_an_earlier_call_waits_for_an_argument(ray, tmp_path):
     gate = Gate(tmp_path)
-
-    @ray.remote
-    def held(x):
-        gate.wait()
-        return x
+    held = gate.held(ray)
 
     @ray.remote
     class Seq:

@@ -19,15 +19,11 @@ def test_thousand_copies_of_a_function(ray):
 
 def test_objectref_arguments_are_resolved_before_the_task_runs(ray, tmp_path):
     gate = Gate(tmp_path)
+    held = gate.held(ray)
 
     @ray.remote
     def add(a, b):
         return a + b
-
-    @ray.remote
-    def held(x):
-        gate.wait()
-        return x
 
     total = add.remote(held.remote(1), b=ray.put(2))
     last = add.remote(total, 10)  # both submitted while `held` cannot have finished
@@ -68,13 +64,7 @@ def test_get_rejects_what_is_not_a_ref(ray):
 
 def test_get_timeout(ray, tmp_path):
     gate = Gate(tmp_path)
-
-    @ray.remote
-    def held():
-        gate.wait()
-        return "done"
-
-    ref = held.remote()
+    ref = gate.held(ray).remote("done")
     with pytest.raises(GetTimeoutError) as info:
         ray.get(ref, timeout=0.2)
     assert isinstance(info.value, TimeoutError)
@@ -86,15 +76,10 @@ def test_wait_splits_ready_and_not_ready_in_order(ray, tmp_path):
     gate = Gate(tmp_path)
 
     @ray.remote
-    def held():
-        gate.wait()
-        return "late"
-
-    @ray.remote
     def quick():
         return "quick"
 
-    refs = [held.remote(), quick.remote(), ray.put("now")]
+    refs = [gate.held(ray).remote("late"), quick.remote(), ray.put("now")]
     ready, not_ready = ray.wait(refs, num_returns=2, timeout=60)
     assert set(ready) == {refs[1], refs[2]} and not_ready == [refs[0]]
     ready, not_ready = ray.wait(refs[:1], timeout=0.1)
