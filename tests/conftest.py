@@ -17,6 +17,17 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     return Cache(root)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_session_folders(tmp_path_factory):
+    """Nodes keep their session folders under this run's tmp, one root per xdist worker: the
+    suite does not prune the user's own sessions in /tmp/minray-<uid>, and two workers' nodes
+    do not prune one root at once (minray's pruning stats every session folder and fails if
+    another process removes one meanwhile: a known race of concurrent drivers)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINRAY_TMPDIR", str(tmp_path_factory.mktemp("sessions")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def no_node_outlives_its_test():
     """A test that fails half-way must not leave its node to the next test."""
