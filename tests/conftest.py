@@ -1,12 +1,12 @@
-"""Shared fixtures: an isolated cache per test, and running code the way a worker would start."""
+"""Shared fixtures: an isolated cache per test, a node for the tests that ask for one, and
+folders of wheels of the demo package (wheels.DEMO)."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from runtime_env import Cache, LaunchContext
+from runtime_env import Cache
+from wheels import demo_wheel
 
 
 @pytest.fixture(autouse=True)
@@ -17,13 +17,15 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     return Cache(root)
 
 
-def run_in(ctx: LaunchContext, code: str, timeout: float = 60) -> str:
-    """Start a Python process from a launch context, as a worker would, and return stdout."""
-    proc = subprocess.run([*ctx.py_executable, "-c", code], env=ctx.process_env(), cwd=ctx.cwd,
-                          capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout.strip()
+@pytest.fixture(scope="session", autouse=True)
+def own_session_folders(tmp_path_factory):
+    """Nodes keep their session folders under this run's tmp, one root per xdist worker: the
+    suite does not prune the user's own sessions in /tmp/minray-<uid>, and two workers' nodes
+    do not prune one root at once (minray's pruning stats every session folder and fails if
+    another process removes one meanwhile: a known race of concurrent drivers)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINRAY_TMPDIR", str(tmp_path_factory.mktemp("sessions")))
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -45,25 +47,18 @@ def ray():
     minray.shutdown()
 
 
-def worker_processes(pids) -> list:
-    """The given pids that still exist as live (non-zombie) processes."""
-    import psutil
-
-    alive = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                alive.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return alive
+@pytest.fixture
+def wheel_dir(tmp_path):
+    """A folder holding one wheel: the demo package 1.0, whose VALUE is 'one'."""
+    folder = tmp_path / "wheels"
+    demo_wheel(folder, "1.0", "one")
+    return folder
 
 
-def gone_within(pids, seconds: float) -> list:
-    """Wait up to `seconds` for the processes to end; return those still alive."""
-    import time
-
-    deadline = time.time() + seconds
-    while worker_processes(pids) and time.time() < deadline:
-        time.sleep(0.05)
-    return worker_processes(pids)
+@pytest.fixture
+def two_versions(tmp_path):
+    """Two folders, one wheel each: the demo package 1.0 (VALUE 'one') and 2.0 (VALUE 'two')."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    demo_wheel(one, "1.0", "one")
+    demo_wheel(two, "2.0", "two")
+    return one, two

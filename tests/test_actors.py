@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from conftest import gone_within
 from minray.exceptions import ActorDiedError, RayActorError
+from procs import Gate, gone_within
 
 
 def test_actor_keeps_state_and_runs_calls_in_order(ray):
@@ -27,13 +27,9 @@ def test_actor_keeps_state_and_runs_calls_in_order(ray):
     assert ray.get(log.items_.remote()) == ["start", *range(200)]
 
 
-def test_call_order_holds_when_an_earlier_call_waits_for_an_argument(ray):
-    import time
-
-    @ray.remote
-    def slow(x):
-        time.sleep(0.3)
-        return x
+def test_call_order_holds_when_an_earlier_call_waits_for_an_argument(ray, tmp_path):
+    gate = Gate(tmp_path)
+    held = gate.held(ray)
 
     @ray.remote
     class Seq:
@@ -45,8 +41,9 @@ def test_call_order_holds_when_an_earlier_call_waits_for_an_argument(ray):
             return list(self.seen)
 
     s = Seq.remote()
-    first = s.see.remote(slow.remote("a"))
-    second = s.see.remote("b")
+    first = s.see.remote(held.remote("a"))
+    second = s.see.remote("b")  # submitted while the first call's argument cannot be ready
+    gate.open()
     assert ray.get(second) == ["a", "b"] and ray.get(first) == ["a"]
 
 

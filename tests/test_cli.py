@@ -26,22 +26,22 @@ def minray_cli(*args, **kwargs):
                           text=True, timeout=120, **kwargs)
 
 
-def test_job_submit_runs_the_entrypoint_in_the_job_env(tmp_path):
+def submit_driver(tmp_path, job_env: dict):
+    """`minray job submit` of DRIVER with this job runtime_env."""
     script = tmp_path / "job.py"
     script.write_text(DRIVER)
-    env = json.dumps({"env_vars": {"FROM_JOB": "job"}})
-    out = minray_cli("job", "submit", "--runtime-env-json", env, "--", sys.executable,
-                     str(script))
+    return minray_cli("job", "submit", "--runtime-env-json", json.dumps(job_env), "--",
+                      sys.executable, str(script))
+
+
+def test_job_submit_runs_the_entrypoint_in_the_job_env(tmp_path):
+    out = submit_driver(tmp_path, {"env_vars": {"FROM_JOB": "job"}})
     assert out.returncode == 0, out.stderr
     assert "driver sees job" in out.stdout and "task sees job init" in out.stdout
 
 
 def test_job_and_init_envs_that_conflict_are_an_error(tmp_path):
-    script = tmp_path / "job.py"
-    script.write_text(DRIVER)
-    env = json.dumps({"env_vars": {"FROM_INIT": "job's value"}})
-    out = minray_cli("job", "submit", "--runtime-env-json", env, "--", sys.executable,
-                     str(script))
+    out = submit_driver(tmp_path, {"env_vars": {"FROM_INIT": "job's value"}})
     assert out.returncode != 0 and "MINRAY_OVERRIDE_JOB_RUNTIME_ENV" in out.stderr
 
 

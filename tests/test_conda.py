@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import run_in
+from procs import run_in
 from runtime_env import RuntimeEnv, SetupError, prepare
 from runtime_env.plugins.conda import DRIVER_PYTHON, find_tool, with_python
-from runtime_env.plugins.installers import uv_bin
-from wheels import local, make_wheel
+from wheels import DEMO, make_prefix
 
-PKG = "mr_conda_demo"
 OTHER_PYTHON = "2.7" if DRIVER_PYTHON != "2.7" else "3.99"
-
-
-def make_prefix(path: Path, wheel_dir: Path | None = None) -> Path:
-    """A conda-like env: a venv on the driver's python, with conda-meta/ (and our package)."""
-    subprocess.run([uv_bin(), "venv", "--quiet", "--python", sys.executable, str(path)],
-                   check=True)
-    (path / "conda-meta").mkdir()
-    if wheel_dir:
-        subprocess.run([uv_bin(), "pip", "install", "--quiet", "--python",
-                        str(path / "bin" / "python"), *local(wheel_dir), PKG], check=True)
-    return path
 
 
 def make_fake_prefix(path: Path, version: str) -> Path:
@@ -40,13 +25,6 @@ def make_fake_prefix(path: Path, version: str) -> Path:
     return path
 
 
-@pytest.fixture
-def wheel_dir(tmp_path):
-    d = tmp_path / "wheels"
-    make_wheel(d, PKG, "1.0", "VALUE = 'conda'")
-    return d
-
-
 def test_existing_prefix(tmp_path, wheel_dir):
     prefix = make_prefix(tmp_path / "envs" / "demo", wheel_dir)
     env = RuntimeEnv(conda=str(prefix))
@@ -54,9 +32,9 @@ def test_existing_prefix(tmp_path, wheel_dir):
     ctx = prepare(env)
     assert ctx.py_executable == [str(prefix / "bin" / "python")]
     assert ctx.env_vars["CONDA_PREFIX"] == str(prefix)
-    out = run_in(ctx, f"import {PKG}, os, sys; print({PKG}.VALUE, sys.prefix)")
-    assert out == f"conda {prefix}"
-    assert importlib.util.find_spec(PKG) is None
+    out = run_in(ctx, f"import {DEMO}, os, sys; print({DEMO}.VALUE, sys.prefix)")
+    assert out == f"one {prefix}"
+    assert importlib.util.find_spec(DEMO) is None
 
 
 def test_existing_env_by_name(tmp_path, wheel_dir, monkeypatch):
@@ -67,7 +45,7 @@ def test_existing_env_by_name(tmp_path, wheel_dir, monkeypatch):
     assert env["conda"] == "mr-named"
     ctx = prepare(env)
     assert ctx.env_vars["CONDA_DEFAULT_ENV"] == "mr-named"
-    assert run_in(ctx, f"import {PKG}; print({PKG}.VALUE)") == "conda"
+    assert run_in(ctx, f"import {DEMO}; print({DEMO}.VALUE)") == "one"
 
 
 def test_unknown_name_is_a_setup_error(tmp_path, monkeypatch):

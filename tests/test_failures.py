@@ -1,6 +1,7 @@
 """Failures a user meets: dying workers, bad envs, and no process left behind, ever."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,8 +10,8 @@ import textwrap
 import pytest
 
 import minray
-from conftest import gone_within, worker_processes
 from minray.exceptions import RuntimeEnvSetupError, WorkerCrashedError
+from procs import gone_within, worker_processes
 
 
 def test_a_task_that_exits_raises_instead_of_hanging(ray):
@@ -62,7 +63,7 @@ def test_a_failing_env_raises_setup_error_for_tasks_and_actors_and_is_remembered
 
     @ray.remote
     def f():
-        return 1
+        return ray.get_runtime_context().get_job_id()
 
     @ray.remote
     class A:
@@ -75,8 +76,9 @@ def test_a_failing_env_raises_setup_error_for_tasks_and_actors_and_is_remembered
         ray.get(A.options(runtime_env=bad).remote().m.remote(), timeout=30)
     with pytest.raises(RuntimeEnvSetupError, match="no-such-python-here"):
         ray.get(f.options(runtime_env=bad).remote(), timeout=30)
-    log = ray.get_runtime_context()  # the session still works
-    assert ray.get(f.remote()) == 1 and log.get_job_id()
+    job_id = ray.get_runtime_context().get_job_id()
+    assert re.fullmatch(r"[0-9a-f]{8}", job_id)  # Ray's format: a 4-byte JobID in hex
+    assert ray.get(f.remote()) == job_id  # the session still runs tasks, in the driver's job
 
 
 def test_a_worker_that_cannot_start_is_a_setup_error(ray, tmp_path):

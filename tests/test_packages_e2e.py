@@ -11,19 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from minray import core
 from minray.exceptions import RayActorError, RuntimeEnvSetupError
-from test_conda import make_prefix
-from wheels import SilentServer, local, make_wheel, processes_mentioning
-
-PKG = "mr_e2e_pkg"
-
-
-@pytest.fixture
-def wheels(tmp_path):
-    one, two = tmp_path / "v1", tmp_path / "v2"
-    make_wheel(one, PKG, "1.0", "def version(): return 'one'")
-    make_wheel(two, PKG, "2.0", "def version(): return 'two'")
-    return one, two
+from procs import processes_mentioning, wait_for
+from wheels import DEMO, SilentServer, local, make_prefix
 
 
 def pip_env(wheel_dir, *packages, **extra):
@@ -31,39 +22,37 @@ def pip_env(wheel_dir, *packages, **extra):
 
 
 def setup_log():
-    from minray import core
-
     return Path(core.current().setup_log)
 
 
-def test_tasks_and_actors_in_pip_envs_with_conflicting_versions(ray, wheels):
-    one, two = wheels
+def test_tasks_and_actors_in_pip_envs_with_conflicting_versions(ray, two_versions):
+    one, two = two_versions
 
     @ray.remote
-    def version():
-        import mr_e2e_pkg
+    def value():
+        import mr_demo_pkg
 
-        return mr_e2e_pkg.version(), os.environ.get("VIRTUAL_ENV")
+        return mr_demo_pkg.VALUE, os.environ.get("VIRTUAL_ENV")
 
     @ray.remote
     class Holder:
-        def version(self):
-            import mr_e2e_pkg
+        def value(self):
+            import mr_demo_pkg
 
-            return mr_e2e_pkg.version()
+            return mr_demo_pkg.VALUE
 
-    v1 = version.options(runtime_env=pip_env(one, PKG))
-    v2 = version.options(runtime_env={"uv": {"packages": [PKG],
-                                             "uv_pip_install_options": local(two)}})
+    v1 = value.options(runtime_env=pip_env(one, DEMO))
+    v2 = value.options(runtime_env={"uv": {"packages": [DEMO],
+                                           "uv_pip_install_options": local(two)}})
     (a, venv_a), (b, venv_b) = ray.get([v1.remote(), v2.remote()])
     assert (a, b) == ("one", "two") and venv_a != venv_b
-    holder = Holder.options(runtime_env=pip_env(one, PKG)).remote()
-    assert ray.get(holder.version.remote()) == "one"
-    assert importlib.util.find_spec(PKG) is None  # never in the driver
+    holder = Holder.options(runtime_env=pip_env(one, DEMO)).remote()
+    assert ray.get(holder.value.remote()) == "one"
+    assert importlib.util.find_spec(DEMO) is None  # never in the driver
 
 
-def test_a_failed_install_reaches_get_with_its_reason_and_is_not_retried(ray, wheels):
-    bad = pip_env(wheels[0], "mr-no-such-package-anywhere")
+def test_a_failed_install_reaches_get_with_its_reason_and_is_not_retried(ray, wheel_dir):
+    bad = pip_env(wheel_dir, "mr-no-such-package-anywhere")
 
     @ray.remote
     def f():
@@ -101,13 +90,13 @@ def test_setup_timeout_stops_a_hung_install_and_says_so(ray):
                        "pip_install_options": ["--index-url", index.url]},
                "config": {"setup_timeout_seconds": 2}}
         start = time.monotonic()
-        with pytest.raises(RuntimeEnvSetupError, match="timed out"):
+        with pytest.raises(RuntimeEnvSetupError, match="timed out.*setup_timeout_seconds"):
             ray.get(f.options(runtime_env=env).remote(), timeout=60)
         assert time.monotonic() - start < 30
         assert processes_mentioning(index.url) == []
 
 
-def test_workers_import_minray_in_an_env_that_does_not_have_it(ray, tmp_path, wheels):
+def test_workers_import_minray_in_an_env_that_does_not_have_it(ray, tmp_path):
     prefix = make_prefix(tmp_path / "conda-env")  # a bare env: no minray, no cloudpickle
     check = subprocess.run([str(prefix / "bin" / "python"), "-c", "import cloudpickle"],
                            capture_output=True)
@@ -122,50 +111,48 @@ def test_workers_import_minray_in_an_env_that_does_not_have_it(ray, tmp_path, wh
     assert ray.get(where.remote(), timeout=60) == str(prefix)
 
 
-def test_eager_install_builds_the_job_env_at_init(wheels):
+def test_eager_install_builds_the_job_env_at_init(wheel_dir):
     import minray
 
-    minray.init(num_cpus=1, runtime_env=pip_env(wheels[0], PKG))
+    minray.init(num_cpus=1, runtime_env=pip_env(wheel_dir, DEMO))
     log = setup_log()
-    deadline = time.time() + 60
-    while not (log.exists() and "building new environment" in log.read_text()):
-        assert time.time() < deadline, "the job env was not built after init"
-        time.sleep(0.05)
+    wait_for(lambda: log.exists() and "building new environment" in log.read_text(),
+             "the job env to be built after init (no task was submitted)")
     minray.shutdown()
 
 
-def test_without_eager_install_the_job_env_waits_for_its_first_task(wheels):
+def test_without_eager_install_the_job_env_waits_for_its_first_task(wheel_dir):
     import minray
 
     minray.init(num_cpus=1, runtime_env=pip_env(
-        wheels[0], PKG, config={"eager_install": False}))
+        wheel_dir, DEMO, config={"eager_install": False}))
     log = setup_log()
-    time.sleep(1)
-    assert log.read_text() == ""  # created empty at init; nothing was built
+    # init starts an eager build before it returns; nothing was started, nothing was built
+    assert not core.current().job_env.preparing and log.read_text() == ""
 
     @minray.remote
-    def version():
-        import mr_e2e_pkg
+    def value():
+        import mr_demo_pkg
 
-        return mr_e2e_pkg.version()
+        return mr_demo_pkg.VALUE
 
-    assert minray.get(version.remote(), timeout=60) == "one"
+    assert minray.get(value.remote(), timeout=60) == "one"
     assert "building new environment" in log.read_text()
     minray.shutdown()
 
 
-def test_setup_logs_stream_to_the_driver_when_asked(tmp_path, wheels):
+def test_setup_logs_stream_to_the_driver_when_asked(tmp_path, wheel_dir):
     script = tmp_path / "driver.py"
     script.write_text(textwrap.dedent(f"""
         import minray as ray
-        env = {pip_env(wheels[0], PKG)!r}
+        env = {pip_env(wheel_dir, DEMO)!r}
 
         @ray.remote(runtime_env=env)
-        def version():
-            import mr_e2e_pkg
-            return mr_e2e_pkg.version()
+        def value():
+            import mr_demo_pkg
+            return mr_demo_pkg.VALUE
 
-        print(ray.get(version.remote()))
+        print(ray.get(value.remote()))
     """))
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=120, env={**os.environ,

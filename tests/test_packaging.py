@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
 
 from pkgtools import listing, shipped_files, working_dir_uri, write_tree
+from procs import wait_for
 from runtime_env import Cache, parse, prepare
 from runtime_env.packaging import DigestMemo
 
@@ -172,7 +174,13 @@ def test_an_unchanged_tree_is_not_copied_again(project):
 
 
 def test_memo_is_persisted_and_never_trusts_a_same_mtime_rewrite(project, isolated_cache):
-    time.sleep(0.1)  # let the files age past the timestamp margin, so they get memoised
+    def stamp(path):
+        st = path.stat()
+        return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
+
+    files = [p for p in project.rglob("*") if p.is_file()]
+    wait_for(lambda: all(DigestMemo.trusted(stamp(p), time.time_ns()) for p in files),
+             "the files to age past the memo's timestamp margin", timeout=10)
     first = working_dir_uri({"working_dir": str(project)})
     memo = DigestMemo(isolated_cache.root, str(project))
     data = json.loads(memo.path.read_text())
@@ -225,12 +233,53 @@ def test_packages_live_in_the_cache_and_are_leased(project, isolated_cache):
     assert entry.meta["source"] == str(project)
 
 
-def test_concurrent_drivers_build_one_package(project):
-    code = ("import sys, runtime_env; "
-            "print(runtime_env.parse({'working_dir': sys.argv[1]})['working_dir'])")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(project)], stdout=subprocess.PIPE,
-                              text=True) for _ in range(3)]
-    uris = {p.communicate(timeout=60)[0].strip() for p in procs}
-    assert all(p.returncode == 0 for p in procs)
-    (uri,) = uris
-    assert [e.key for e in Cache().entries("working_dir")] == [uri.rsplit("/", 1)[1]]
+# A driver that packages a folder and leaves a mark for each step of the cache it takes:
+# `racing-<pid>` when it found no package and goes to build one (or wait for its builder),
+# `built-<pid>` when it runs the build itself. The build waits until every driver is racing,
+# so the drivers really do want the same entry at the same time.
+RACER = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+
+    import runtime_env
+    from runtime_env.cache import Cache
+
+    project, marks, racers = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    get_or_create = Cache.get_or_create
+
+    def marked_get_or_create(self, field, key, build, **kwargs):
+        (marks / f"racing-{os.getpid()}").touch()
+
+        def marked_build(path):
+            (marks / f"built-{os.getpid()}").touch()
+            deadline = time.monotonic() + 60
+            while len(list(marks.glob("racing-*"))) < racers:
+                if time.monotonic() > deadline:
+                    sys.exit("the other drivers never came to build the package")
+                time.sleep(0.01)
+            build(path)
+
+        return get_or_create(self, field, key, marked_build, **kwargs)
+
+    Cache.get_or_create = marked_get_or_create
+    print(runtime_env.parse({"working_dir": project})["working_dir"])
+""")
+
+
+def test_concurrent_drivers_build_one_package(project, tmp_path, isolated_cache):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(project), str(marks), "3"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    (uri,) = {out.strip() for out, _ in outs}
+    racing = sorted(m.name for m in marks.glob("racing-*"))
+    assert racing == sorted(f"racing-{p.pid}" for p in procs)  # all three wanted to build it
+    assert len(list(marks.glob("built-*"))) == 1  # one did; the others waited and used its work
+    (entry,) = isolated_cache.entries("working_dir")
+    assert entry.key == uri.rsplit("/", 1)[1]
+    assert {f for f in listing(entry.path) if not f.endswith("/")} == {
+        "main.py", "lib/util.py", "lib/deep/data.txt", "notes.log", "build/out.bin",
+        "lib/build/keep.txt"}

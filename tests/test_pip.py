@@ -11,68 +11,55 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_in
+from procs import demo_value, processes_mentioning, run_in
 from runtime_env import RuntimeEnv, SetupError, prepare
 from runtime_env.cache import Cache
 from runtime_env.expansion import expansion_env
 from runtime_env.plugins.installers import BUILD_MARK
 from runtime_env.setup import Setup
-from wheels import SilentServer, local, make_wheel, processes_mentioning
-
-PKG = "mr_pip_demo"
-
-
-@pytest.fixture
-def wheel_dir(tmp_path):
-    d = tmp_path / "wheels"
-    make_wheel(d, PKG, "1.0", "VALUE = 'one'")
-    return d
-
-
-def value_in(ctx) -> str:
-    return run_in(ctx, f"import {PKG}; print({PKG}.VALUE, {PKG}.__version__)")
+from wheels import DEMO, SilentServer, local
 
 
 def test_list_form_importable_in_worker_not_in_driver(wheel_dir):
     wheel = next(wheel_dir.glob("*.whl"))
     ctx = prepare(RuntimeEnv(pip=[str(wheel)]))
-    assert value_in(ctx) == "one 1.0"
-    assert importlib.util.find_spec(PKG) is None
+    assert demo_value(ctx) == "one 1.0"
+    assert importlib.util.find_spec(DEMO) is None
     assert Path(ctx.py_executable[0]).parent.parent.name == "venv"
     assert ctx.env_vars["VIRTUAL_ENV"] in ctx.py_executable[0]
 
 
 def test_base_environment_stays_importable(wheel_dir):
-    ctx = prepare(RuntimeEnv(pip=[*local(wheel_dir), PKG]))
+    ctx = prepare(RuntimeEnv(pip=[*local(wheel_dir), DEMO]))
     # psutil is in the driver's environment, not in the pip env: --system-site-packages.
-    out = run_in(ctx, f"import psutil, {PKG}, sys; print(sys.prefix != sys.base_prefix)")
+    out = run_in(ctx, f"import psutil, {DEMO}, sys; print(sys.prefix != sys.base_prefix)")
     assert out == "True"
 
 
 def test_requirements_file_is_read_on_the_driver(wheel_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("requirements.txt").write_text(
-        f"# local only\n--no-index\n--find-links {wheel_dir}\n\n{PKG}==1.0  # pinned\n")
+        f"# local only\n--no-index\n--find-links {wheel_dir}\n\n{DEMO}==1.0  # pinned\n")
     env = RuntimeEnv(pip="requirements.txt")
-    assert env["pip"] == {"packages": ["--no-index", f"--find-links {wheel_dir}", f"{PKG}==1.0"],
+    assert env["pip"] == {"packages": ["--no-index", f"--find-links {wheel_dir}", f"{DEMO}==1.0"],
                           "pip_check": False}
     Path("requirements.txt").unlink()  # the spec is a pure value now
-    assert value_in(prepare(env)) == "one 1.0"
+    assert demo_value(prepare(env)) == "one 1.0"
 
 
 def test_dict_form_with_options_and_check(wheel_dir, tmp_path):
     log = tmp_path / "setup.log"
-    env = RuntimeEnv(pip={"packages": [PKG], "pip_check": True,
+    env = RuntimeEnv(pip={"packages": [DEMO], "pip_check": True,
                           "pip_install_options": local(wheel_dir)})
-    assert value_in(prepare(env, log_path=str(log))) == "one 1.0"
+    assert demo_value(prepare(env, log_path=str(log))) == "one 1.0"
     text = log.read_text()
     assert "pip install" in text and "pip check" in text
 
 
 def test_normalised_value_validates_to_itself(wheel_dir, tmp_path):
     req = tmp_path / "r.txt"
-    req.write_text(f"{PKG}\n")
-    for value in ([PKG], str(req), {"packages": [PKG], "pip_version": "23.0"},
+    req.write_text(f"{DEMO}\n")
+    for value in ([DEMO], str(req), {"packages": [DEMO], "pip_version": "23.0"},
                   {"packages": str(req), "pip_install_options": ["--no-index"]}):
         once = RuntimeEnv(pip=value)
         assert RuntimeEnv(**once) == once
@@ -81,35 +68,33 @@ def test_normalised_value_validates_to_itself(wheel_dir, tmp_path):
 
 @pytest.mark.parametrize("fields, error, words", [
     ({"pip": 3}, TypeError, "'pip'"),
-    ({"pip": [PKG, 3]}, TypeError, "'pip'"),
-    ({"pip": {"pkgs": [PKG]}}, ValueError, "unknown key"),
+    ({"pip": [DEMO, 3]}, TypeError, "'pip'"),
+    ({"pip": {"pkgs": [DEMO]}}, ValueError, "unknown key"),
     ({"pip": {"pip_check": True}}, ValueError, "'packages'"),
-    ({"pip": {"packages": [PKG], "pip_check": "yes"}}, TypeError, "pip_check"),
-    ({"pip": {"packages": [PKG], "pip_version": "not a version!"}}, ValueError, "pip_version"),
-    ({"pip": {"packages": [PKG], "pip_install_options": "--no-index"}}, TypeError, "options"),
+    ({"pip": {"packages": [DEMO], "pip_check": "yes"}}, TypeError, "pip_check"),
+    ({"pip": {"packages": [DEMO], "pip_version": "not a version!"}}, ValueError, "pip_version"),
+    ({"pip": {"packages": [DEMO], "pip_install_options": "--no-index"}}, TypeError, "options"),
     ({"pip": "no/such/requirements.txt"}, ValueError, "does not exist"),
-    ({"pip": [PKG], "conda": {"dependencies": []}}, ValueError, "conda"),
-    ({"pip": [PKG], "uv": [PKG]}, ValueError, "uv"),
+    ({"pip": [DEMO], "conda": {"dependencies": []}}, ValueError, "conda"),
+    ({"pip": [DEMO], "uv": [DEMO]}, ValueError, "uv"),
 ])
 def test_validation_errors_at_the_call_site(fields, error, words):
     with pytest.raises(error, match=words):
         RuntimeEnv(**fields)
 
 
-def test_two_conflicting_versions_side_by_side(tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    make_wheel(one, PKG, "1.0", "VALUE = 'one'")
-    make_wheel(two, PKG, "2.0", "VALUE = 'two'")
-    ctx1 = prepare(RuntimeEnv(pip=[*local(one), f"{PKG}==1.0"]))
-    ctx2 = prepare(RuntimeEnv(pip=[*local(two), f"{PKG}==2.0"]))
+def test_two_conflicting_versions_side_by_side(two_versions):
+    one, two = two_versions
+    ctx1 = prepare(RuntimeEnv(pip=[*local(one), f"{DEMO}==1.0"]))
+    ctx2 = prepare(RuntimeEnv(pip=[*local(two), f"{DEMO}==2.0"]))
     assert ctx1.py_executable != ctx2.py_executable
-    assert value_in(ctx1) == "one 1.0"
-    assert value_in(ctx2) == "two 2.0"
+    assert demo_value(ctx1) == "one 1.0"
+    assert demo_value(ctx2) == "two 2.0"
 
 
 def test_cached_prepare_reuses_the_env(wheel_dir, tmp_path, isolated_cache):
     log = tmp_path / "setup.log"
-    env = RuntimeEnv(pip=[*local(wheel_dir), PKG])
+    env = RuntimeEnv(pip=[*local(wheel_dir), DEMO])
     first = prepare(env, log_path=str(log))
     second = prepare(RuntimeEnv(**env), log_path=str(log))
     assert first.py_executable == second.py_executable
@@ -118,15 +103,13 @@ def test_cached_prepare_reuses_the_env(wheel_dir, tmp_path, isolated_cache):
     assert [e.field for e in isolated_cache.entries()] == ["pip"]
 
 
-def test_variables_are_expanded_at_create_time_and_keyed(tmp_path, monkeypatch):
-    one, two = tmp_path / "one", tmp_path / "two"
-    make_wheel(one, PKG, "1.0", "VALUE = 'one'")
-    make_wheel(two, PKG, "2.0", "VALUE = 'two'")
-    env = RuntimeEnv(pip=["--no-index", "--find-links ${MY_WHEELS}", PKG])
+def test_variables_are_expanded_at_create_time_and_keyed(two_versions, monkeypatch):
+    one, two = two_versions
+    env = RuntimeEnv(pip=["--no-index", "--find-links ${MY_WHEELS}", DEMO])
     monkeypatch.setenv("MY_WHEELS", str(one))
-    assert value_in(prepare(env)) == "one 1.0"
+    assert demo_value(prepare(env)) == "one 1.0"
     monkeypatch.setenv("MY_WHEELS", str(two))
-    assert value_in(prepare(env)) == "two 2.0"
+    assert demo_value(prepare(env)) == "two 2.0"
 
 
 def test_working_dir_variable_has_both_spellings(tmp_path):
@@ -163,7 +146,7 @@ def test_hung_index_is_killed_at_the_setup_timeout(installer, monkeypatch, tmp_p
         env = RuntimeEnv(pip={"packages": ["mr-package-from-a-hung-index"],
                               "pip_install_options": ["--index-url", server.url]})
         start = time.monotonic()
-        with pytest.raises(SetupError, match="timed out") as info:
+        with pytest.raises(SetupError, match=r"timed out \(setup_timeout_seconds\)") as info:
             prepare(env, timeout=2, log_path=str(tmp_path / "setup.log"))
         assert time.monotonic() - start < 15
         assert info.value.field == "pip"
@@ -173,10 +156,10 @@ def test_hung_index_is_killed_at_the_setup_timeout(installer, monkeypatch, tmp_p
 def test_real_pip_when_asked(wheel_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MINRAY_PIP_INSTALLER", "pip")
     log = tmp_path / "setup.log"
-    ctx = prepare(RuntimeEnv(pip={"packages": [PKG], "pip_check": True,
+    ctx = prepare(RuntimeEnv(pip={"packages": [DEMO], "pip_check": True,
                                   "pip_install_options": local(wheel_dir)}),
                   log_path=str(log))
-    assert value_in(ctx) == "one 1.0"
+    assert demo_value(ctx) == "one 1.0"
     assert "-m pip install" in log.read_text() and "-m pip check" in log.read_text()
     assert run_in(ctx, "import pip, sys; print(pip.__file__.startswith(sys.prefix))") == "True"
 
@@ -185,16 +168,16 @@ def test_pip_version_already_satisfied_needs_no_index(wheel_dir, tmp_path):
     plain = prepare(RuntimeEnv(pip={"packages": [], "pip_version": ">=1"}))
     version = run_in(plain, "import pip; print(pip.__version__)")
     log = tmp_path / "setup.log"
-    env = RuntimeEnv(pip={"packages": [PKG], "pip_version": f"=={version}",
+    env = RuntimeEnv(pip={"packages": [DEMO], "pip_version": f"=={version}",
                           "pip_install_options": local(wheel_dir)})
     ctx = prepare(env, log_path=str(log))
-    assert value_in(ctx) == "one 1.0"
+    assert demo_value(ctx) == "one 1.0"
     assert run_in(ctx, "import pip; print(pip.__version__)") == version
     assert "already satisfied" in log.read_text()
 
 
 def test_pip_version_that_needs_the_index_fails_clearly(wheel_dir):
-    env = RuntimeEnv(pip={"packages": [PKG], "pip_version": "==0.1",
+    env = RuntimeEnv(pip={"packages": [DEMO], "pip_version": "==0.1",
                           "pip_install_options": local(wheel_dir)})
     with pytest.raises(SetupError) as info:
         prepare(env)
@@ -216,8 +199,8 @@ def test_four_processes_build_one_new_env_once(wheel_dir, tmp_path):
     procs = []
     for i in range(4):
         script = tmp_path / f"builder{i}.py"
-        script.write_text(BUILDER.format(pkg=PKG))
-        procs.append(subprocess.Popen([sys.executable, str(script), *local(wheel_dir), PKG],
+        script.write_text(BUILDER.format(pkg=DEMO))
+        procs.append(subprocess.Popen([sys.executable, str(script), *local(wheel_dir), DEMO],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                       env={**os.environ, "PYTHONPATH": _repo_path()}))
     outs = [p.communicate(timeout=120) for p in procs]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_in
+from procs import run_in
 from runtime_env import Cache, LaunchContext, RuntimeEnv, SetupError, prepare
 from runtime_env.plugins.installers import uv_bin
 from runtime_env.plugins.py_executable import PyExecutablePlugin

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import importlib
 import sys
-import zipfile
 
 import pytest
 
-from conftest import run_in
 from pkgtools import listing, prepared, write_tree
+from procs import run_in
 from runtime_env import parse, prepare
 from runtime_env.plugins.py_modules import PyModulesPlugin, module_source
+from wheels import make_wheel
 
 
 @pytest.fixture
@@ -33,18 +33,6 @@ def importable(libs, monkeypatch):
     yield
     for name in [m for m in sys.modules if m.startswith("mr_pm_")]:
         del sys.modules[name]
-
-
-def make_wheel(path, module: str, code: str):
-    """A minimal pure wheel: the package and its dist-info."""
-    info = f"{module}-1.0.dist-info"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(f"{module}/__init__.py", code)
-        zf.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
-        zf.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\n"
-                                     "Tag: py3-none-any\n")
-        zf.writestr(f"{info}/RECORD", "")
-    return path
 
 
 def test_package_folder_is_importable_under_its_own_name(libs):
@@ -88,7 +76,7 @@ def test_builtin_and_compiled_modules_are_refused():
 
 
 def test_local_wheel_is_unpacked_and_importable(tmp_path):
-    whl = make_wheel(tmp_path / "mr_pm_whl-1.0-py3-none-any.whl", "mr_pm_whl", "V = 'wheel'\n")
+    whl = make_wheel(tmp_path, "mr_pm_whl", "1.0", "V = 'wheel'")
     ctx = prepared({"py_modules": [str(whl)]})
     out = run_in(ctx, "import mr_pm_whl, importlib.metadata as m; "
                       "print(mr_pm_whl.V, m.version('mr_pm_whl'))")

@@ -11,18 +11,19 @@ import socket
 import subprocess
 import sys
 import threading
+import types
 import uuid
-import zipfile
 from pathlib import Path
 
 import filelock
 import platformdirs
 import pytest
 
-from conftest import run_in
 from pkgtools import FileServer, listing, make_zip
+from procs import run_in
 from runtime_env import SetupError, parse, prepare
 from runtime_env.remote_uris import missing_client, redact
+from wheels import make_wheel
 
 
 @pytest.fixture
@@ -74,9 +75,7 @@ def test_query_strings_are_allowed(served):
 def test_http_py_modules_zip_and_wheel(served):
     # Ray's rule: the contents of the single top-level folder go on sys.path.
     make_zip(served.folder / "deps.zip", {"deps/mr_rm_zip/__init__.py": "V = 'zip'\n"})
-    with zipfile.ZipFile(served.folder / "mr_rm_whl-1.0-py3-none-any.whl", "w") as zf:
-        zf.writestr("mr_rm_whl/__init__.py", "V = 'whl'\n")
-        zf.writestr("mr_rm_whl-1.0.dist-info/METADATA", "Name: mr_rm_whl\nVersion: 1.0\n")
+    make_wheel(served.folder, "mr_rm_whl", "1.0", "V = 'whl'")
     ctx = prepare(parse({"py_modules": [served.url("deps.zip"),
                                         served.url("mr_rm_whl-1.0-py3-none-any.whl")]}))
     assert run_in(ctx, "import mr_rm_zip, mr_rm_whl; print(mr_rm_zip.V, mr_rm_whl.V)") == "zip whl"
@@ -154,11 +153,19 @@ def test_a_missing_client_names_the_extra_to_install(tmp_path):
     assert "s3://bucket/wd.zip" in out and "boto3" in out and 'pip install "minray[s3]"' in out
 
 
-def test_missing_client_messages():
-    for scheme, extra in (("gs", "gs"), ("azure", "azure"), ("s3", "s3")):
-        msg = missing_client(scheme)
-        assert msg is None or f'pip install "minray[{extra}]"' in msg
-    assert missing_client("file") is None
+@pytest.mark.parametrize("scheme, module, install", [
+    ("s3", "boto3", 'pip install "minray[s3]"'),
+    ("gs", "google.cloud.storage", 'pip install "minray[gs]"'),
+    ("azure", "azure.storage.blob", 'pip install "minray[azure]"'),
+    ("https", "requests", "pip install requests"),
+])
+def test_missing_client_messages(monkeypatch, scheme, module, install):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: import fails
+    msg = missing_client(scheme)
+    assert msg is not None and f"'{module}'" in msg and msg.endswith(install)
+    monkeypatch.setitem(sys.modules, module, types.ModuleType(module))  # as if installed
+    assert missing_client(scheme) is None
+    assert missing_client("file") is None  # file:// URIs need no client at all
 
 
 # --- S3 through moto's server ----------------------------------------------------------------

@@ -1,13 +1,12 @@
 """Remote functions, objects, get/wait/put, options and the scheduler, as a Ray user sees them."""
 
 import os
-import time
 
 import pytest
 
 import minray
-from conftest import gone_within, worker_processes
 from minray.exceptions import GetTimeoutError, RayTaskError
+from procs import Gate, gone_within, wait_for, worker_processes
 
 
 def test_thousand_copies_of_a_function(ray):
@@ -18,18 +17,18 @@ def test_thousand_copies_of_a_function(ray):
     assert ray.get([f.remote(i) for i in range(1000)]) == [i * i for i in range(1000)]
 
 
-def test_objectref_arguments_are_resolved_before_the_task_runs(ray):
+def test_objectref_arguments_are_resolved_before_the_task_runs(ray, tmp_path):
+    gate = Gate(tmp_path)
+    held = gate.held(ray)
+
     @ray.remote
     def add(a, b):
         return a + b
 
-    @ray.remote
-    def slow(x):
-        time.sleep(0.2)
-        return x
-
-    total = add.remote(slow.remote(1), b=ray.put(2))
-    assert ray.get(add.remote(total, 10)) == 13
+    total = add.remote(held.remote(1), b=ray.put(2))
+    last = add.remote(total, 10)  # both submitted while `held` cannot have finished
+    gate.open()
+    assert ray.get(last) == 13
 
 
 def test_nested_refs_stay_refs(ray):
@@ -63,27 +62,29 @@ def test_get_rejects_what_is_not_a_ref(ray):
         ray.get(42)
 
 
-def test_get_timeout(ray):
-    @ray.remote
-    def sleepy():
-        time.sleep(3)
-
+def test_get_timeout(ray, tmp_path):
+    gate = Gate(tmp_path)
+    ref = gate.held(ray).remote("done")
     with pytest.raises(GetTimeoutError) as info:
-        ray.get(sleepy.remote(), timeout=0.2)
+        ray.get(ref, timeout=0.2)
     assert isinstance(info.value, TimeoutError)
+    gate.open()
+    assert ray.get(ref, timeout=60) == "done"  # only the get gave up, not the task
 
 
-def test_wait_splits_ready_and_not_ready_in_order(ray):
+def test_wait_splits_ready_and_not_ready_in_order(ray, tmp_path):
+    gate = Gate(tmp_path)
+
     @ray.remote
-    def sleep_for(s):
-        time.sleep(s)
-        return s
+    def quick():
+        return "quick"
 
-    refs = [sleep_for.remote(3), sleep_for.remote(0), ray.put("now")]
-    ready, not_ready = ray.wait(refs, num_returns=2, timeout=2.5)
+    refs = [gate.held(ray).remote("late"), quick.remote(), ray.put("now")]
+    ready, not_ready = ray.wait(refs, num_returns=2, timeout=60)
     assert set(ready) == {refs[1], refs[2]} and not_ready == [refs[0]]
     ready, not_ready = ray.wait(refs[:1], timeout=0.1)
     assert ready == [] and not_ready == refs[:1]
+    gate.open()
 
 
 def test_wait_rejects_bad_arguments(ray):
@@ -179,8 +180,9 @@ def test_runtime_context_in_driver_and_task(ray):
         c = ray.get_runtime_context()
         return c.get_job_id(), c.get_task_id()
 
-    job_id, task_id = ray.get(where.remote())
-    assert job_id == ctx.get_job_id() and task_id
+    (job_a, task_a), (job_b, task_b) = ray.get([where.remote(), where.remote()])
+    assert job_a == job_b == ctx.get_job_id()
+    assert isinstance(task_a, str) and isinstance(task_b, str) and task_a != task_b
 
 
 def test_nested_tasks_and_recursion(ray):
@@ -194,15 +196,34 @@ def test_nested_tasks_and_recursion(ray):
     assert ray.get(fib.remote(7)) == 13
 
 
-def test_at_most_num_cpus_tasks_run_at_once(ray, tmp_path):
-    @ray.remote
-    def span(i):
-        start = time.time()
-        time.sleep(0.3)
-        return start, time.time()
+def test_num_cpus_tasks_run_at_once_and_no_more(ray, tmp_path):
+    """Each task notes its start and end in one shared log, in the order they happen, and
+    cannot end until another task runs beside it (or all have started): so the tasks finish
+    only if the node runs two at once, and the log shows how many ever ran together."""
+    log = tmp_path / "events"
+    log.touch()
+    tasks = 6
 
-    spans = ray.get([span.remote(i) for i in range(6)])
-    most = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+    def note(event):
+        with open(log, "a") as f:  # one short append: whole lines, in the order written
+            f.write(event + "\n")
+
+    def running():
+        events = log.read_text().split()
+        return events.count("start") - events.count("end"), events.count("start")
+
+    @ray.remote
+    def task():
+        note("start")
+        wait_for(lambda: running()[0] >= 2 or running()[1] == tasks,
+                 "a second task to run at the same time")
+        note("end")
+
+    ray.get([task.remote() for _ in range(tasks)], timeout=120)
+    together = most = 0
+    for event in log.read_text().split():
+        together += 1 if event == "start" else -1
+        most = max(most, together)
     assert most == 2
 
 

@@ -9,24 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_in
+from procs import demo_value, processes_mentioning
 from runtime_env import RuntimeEnv, SetupError, prepare
 from runtime_env.plugins.installers import uv_bin
 from runtime_env.plugins.uv import satisfies
-from wheels import SilentServer, local, make_wheel, processes_mentioning
-
-PKG = "mr_uv_demo"
-
-
-@pytest.fixture
-def wheel_dir(tmp_path):
-    d = tmp_path / "wheels"
-    make_wheel(d, PKG, "1.0", "VALUE = 'uv-one'")
-    return d
-
-
-def value_in(ctx) -> str:
-    return run_in(ctx, f"import {PKG}; print({PKG}.VALUE)")
+from wheels import DEMO, SilentServer, local
 
 
 def current_uv() -> str:
@@ -35,39 +22,39 @@ def current_uv() -> str:
 
 
 def test_list_form(wheel_dir):
-    ctx = prepare(RuntimeEnv(uv=[*local(wheel_dir), PKG]))
-    assert value_in(ctx) == "uv-one"
-    assert importlib.util.find_spec(PKG) is None
+    ctx = prepare(RuntimeEnv(uv=[*local(wheel_dir), DEMO]))
+    assert demo_value(ctx) == "one 1.0"
+    assert importlib.util.find_spec(DEMO) is None
 
 
 def test_requirements_file_form(wheel_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    Path("reqs.txt").write_text(f"--no-index\n--find-links {wheel_dir}\n{PKG}\n")
+    Path("reqs.txt").write_text(f"--no-index\n--find-links {wheel_dir}\n{DEMO}\n")
     env = RuntimeEnv(uv="reqs.txt")
-    assert env["uv"]["packages"][-1] == PKG
-    assert value_in(prepare(env)) == "uv-one"
+    assert env["uv"]["packages"][-1] == DEMO
+    assert demo_value(prepare(env)) == "one 1.0"
 
 
 def test_dict_form_with_check_and_options(wheel_dir, tmp_path):
     log = tmp_path / "setup.log"
-    env = RuntimeEnv(uv={"packages": [PKG], "uv_check": True,
+    env = RuntimeEnv(uv={"packages": [DEMO], "uv_check": True,
                          "uv_pip_install_options": local(wheel_dir)})
     assert RuntimeEnv(**env) == env
-    assert value_in(prepare(env, log_path=str(log))) == "uv-one"
+    assert demo_value(prepare(env, log_path=str(log))) == "one 1.0"
     assert "pip check" in log.read_text()
 
 
 def test_uv_version_satisfied_by_the_bundled_uv(wheel_dir, tmp_path):
     log = tmp_path / "setup.log"
-    env = RuntimeEnv(uv={"packages": [PKG], "uv_version": f"=={current_uv()}",
+    env = RuntimeEnv(uv={"packages": [DEMO], "uv_version": f"=={current_uv()}",
                          "uv_pip_install_options": local(wheel_dir)})
-    assert value_in(prepare(env, log_path=str(log))) == "uv-one"
+    assert demo_value(prepare(env, log_path=str(log))) == "one 1.0"
     assert "using it" in log.read_text()
 
 
 def test_uv_version_to_install_goes_through_the_installer(wheel_dir, monkeypatch):
     monkeypatch.setenv("UV_OFFLINE", "1")  # no index here: the install must fail, clearly
-    env = RuntimeEnv(uv={"packages": [PKG], "uv_version": "==0.0.1",
+    env = RuntimeEnv(uv={"packages": [DEMO], "uv_version": "==0.0.1",
                          "uv_pip_install_options": local(wheel_dir)})
     with pytest.raises(SetupError) as info:
         prepare(env)
@@ -83,11 +70,11 @@ def test_version_markers():
 
 @pytest.mark.parametrize("fields, error, words", [
     ({"uv": 3.5}, TypeError, "'uv'"),
-    ({"uv": {"packages": [PKG], "pip_check": True}}, ValueError, "unknown key"),
-    ({"uv": {"packages": [PKG], "uv_check": 1}}, TypeError, "uv_check"),
-    ({"uv": {"packages": [PKG], "uv_version": 4}}, TypeError, "uv_version"),
+    ({"uv": {"packages": [DEMO], "pip_check": True}}, ValueError, "unknown key"),
+    ({"uv": {"packages": [DEMO], "uv_check": 1}}, TypeError, "uv_check"),
+    ({"uv": {"packages": [DEMO], "uv_version": 4}}, TypeError, "uv_version"),
     ({"uv": "missing-reqs.txt"}, ValueError, "does not exist"),
-    ({"uv": [PKG], "conda": "base"}, ValueError, "conda"),
+    ({"uv": [DEMO], "conda": "base"}, ValueError, "conda"),
 ])
 def test_validation_errors(fields, error, words):
     with pytest.raises(error, match=words):
@@ -103,12 +90,10 @@ def test_not_found(wheel_dir, tmp_path):
     assert str(log) in str(info.value)
 
 
-def test_conflicting_versions_side_by_side(tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    make_wheel(one, PKG, "1.0", "VALUE = 'a'")
-    make_wheel(two, PKG, "2.0", "VALUE = 'b'")
-    assert value_in(prepare(RuntimeEnv(uv=[*local(one), PKG]))) == "a"
-    assert value_in(prepare(RuntimeEnv(uv=[*local(two), PKG]))) == "b"
+def test_conflicting_versions_side_by_side(two_versions):
+    one, two = two_versions
+    assert demo_value(prepare(RuntimeEnv(uv=[*local(one), DEMO]))) == "one 1.0"
+    assert demo_value(prepare(RuntimeEnv(uv=[*local(two), DEMO]))) == "two 2.0"
 
 
 def test_hung_index_times_out():
@@ -116,7 +101,7 @@ def test_hung_index_times_out():
         env = RuntimeEnv(uv={"packages": ["mr-hung"],
                              "uv_pip_install_options": ["--index-url", server.url]})
         start = time.monotonic()
-        with pytest.raises(SetupError, match="timed out"):
+        with pytest.raises(SetupError, match=r"timed out \(setup_timeout_seconds\)"):
             prepare(env, timeout=2)
         assert time.monotonic() - start < 15
         assert processes_mentioning(server.url) == []

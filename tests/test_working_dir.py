@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from conftest import run_in
 from pkgtools import listing, make_zip, prepared, working_dir_uri, write_tree
+from procs import run_in
 from runtime_env import RuntimeEnv, SetupError, parse, prepare
 from runtime_env.plugins.working_dir import WorkingDirPlugin
 from runtime_env.setup import Setup
@@ -94,7 +94,8 @@ def test_a_package_removed_from_the_cache_is_a_setup_error(project, isolated_cac
     isolated_cache.remove("working_dir", key)
     with pytest.raises(SetupError, match="no longer in the cache"):
         prepare(env)
-    assert prepare(parse({"working_dir": str(project)})).cwd  # validating again re-packages
+    again = prepare(parse({"working_dir": str(project)}))  # validating again re-packages
+    assert open(os.path.join(again.cwd, "hello.txt")).read() == "Hello World!"
 
 
 # --- local zips ----------------------------------------------------------------------------

@@ -1,12 +1,21 @@
-"""Build tiny wheels by hand (a zip with METADATA, WHEEL and RECORD): tests need no index."""
+"""Build tiny wheels by hand (a zip with METADATA, WHEEL and RECORD): tests need no index.
+Also the demo package the shared wheel fixtures hold, and conda-like envs that hold it."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
+
+from runtime_env.plugins.installers import uv_bin
+
+# The package of the wheel_dir and two_versions fixtures (conftest.py): version 1.0 holds
+# VALUE = 'one', version 2.0 holds VALUE = 'two'.
+DEMO = "mr_demo_pkg"
 
 
 def _record_hash(data: bytes) -> str:
@@ -50,6 +59,23 @@ def local(wheel_dir: str | Path) -> list[str]:
     return ["--no-index", "--find-links", str(wheel_dir)]
 
 
+def demo_wheel(directory: str | Path, version: str, value: str) -> Path:
+    """The demo package's wheel of `version`, whose VALUE is `value`, in `directory`."""
+    return make_wheel(directory, DEMO, version, f"VALUE = {value!r}")
+
+
+def make_prefix(path: Path, wheel_dir: Path | None = None) -> Path:
+    """A conda-like env: a venv on the driver's python, with conda-meta/ (and, given a folder of
+    wheels, the demo package installed from it)."""
+    subprocess.run([uv_bin(), "venv", "--quiet", "--python", sys.executable, str(path)],
+                   check=True)
+    (path / "conda-meta").mkdir()
+    if wheel_dir:
+        subprocess.run([uv_bin(), "pip", "install", "--quiet", "--python",
+                        str(path / "bin" / "python"), *local(wheel_dir), DEMO], check=True)
+    return path
+
+
 class SilentServer:
     """A TCP server on 127.0.0.1 that accepts connections and never answers (a hung index)."""
 
@@ -91,18 +117,3 @@ class SilentServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def processes_mentioning(text: str) -> list:
-    """Live processes whose command line contains `text`."""
-    import psutil
-
-    found = []
-    for p in psutil.process_iter(["cmdline", "status"]):
-        try:
-            cmdline = " ".join(p.info["cmdline"] or [])
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if text in cmdline and p.info["status"] != psutil.STATUS_ZOMBIE:
-            found.append(p)
-    return found
