@@ -17,6 +17,7 @@ import json
 import os
 import re
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -161,11 +162,18 @@ def write_layer(venv: Path, layer: list[str]) -> None:
     (site_packages(venv) / LAYER_PTH).write_text("\n".join(lines) + "\n")
 
 
+_uv_bin_lock = threading.Lock()
+
+
 @functools.cache
 def uv_bin() -> str:
-    import uv
+    """The uv that comes with minray. Found under a lock: envs are prepared on threads, and
+    find_uv_bin's first use of sysconfig is not thread-safe on Python 3.11 (two pip and uv envs
+    built at once could fail with a TypeError from it)."""
+    with _uv_bin_lock:
+        import uv
 
-    return uv.find_uv_bin()
+        return uv.find_uv_bin()
 
 
 def get_or_build(setup, field: str, key: str, build, meta: dict) -> Path:
