@@ -4,6 +4,7 @@ loaded to kill, which a cached environment never needs."""
 from __future__ import annotations
 
 import os
+import time
 
 
 def pid_alive(pid: int) -> bool:
@@ -23,7 +24,8 @@ def pid_alive(pid: int) -> bool:
 
 def end(procs: list, grace: float = 0, wait: float = 5) -> None:
     """Give psutil processes `grace` seconds to exit by themselves, kill the rest, and wait up
-    to `wait` seconds for them to be gone."""
+    to `wait` seconds for them to be gone. A zombie counts as gone: killed processes that are
+    not our children are reaped by init, which in a container may take seconds."""
     import psutil
 
     if grace:
@@ -33,8 +35,11 @@ def end(procs: list, grace: float = 0, wait: float = 5) -> None:
             p.kill()
         except psutil.NoSuchProcess:
             pass
-    if wait:
-        psutil.wait_procs(procs, timeout=wait)
+    deadline = time.monotonic() + wait
+    pending = [p.pid for p in procs]
+    while pending and time.monotonic() < deadline:
+        time.sleep(0.005)
+        pending = [pid for pid in pending if pid_alive(pid)]
 
 
 def tree(pid: int) -> list:
@@ -72,7 +77,7 @@ def marked(name: str, prefix: str) -> list:
             continue
         try:
             with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle in b"\0" + f.read():
+                if needle in b"\0" + f.read() and pid_alive(int(entry)):
                     found.append(psutil.Process(int(entry)))
         except (OSError, psutil.Error):  # gone, or another user's
             continue
