@@ -2,7 +2,8 @@
 
 Setup runs on the node (here: a thread of the driver). Commands run through `Setup.run`, which
 logs their output to the job's setup log, kills them with their children at the deadline, and
-turns a failure into a SetupError carrying the command and the tail of its output.
+turns a failure into a SetupError carrying the command and the tail of its output. What the log
+and the errors say has its URL passwords masked (`masking.mask`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from runtime_env import plugin as _plugin
 from runtime_env.cache import Cache, default_cache
 from runtime_env.context import LaunchContext
 from runtime_env.errors import SetupError
+from runtime_env.masking import mask
 from runtime_env.processes import kill_tree
 from runtime_env.spec import RuntimeEnv
 
@@ -41,7 +43,8 @@ class Setup:
         self._lock = threading.Lock()
 
     def log(self, text: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} [{self.field or 'setup'}] {text.rstrip()}\n"
+        """Append a line to the setup log (and the driver's stderr), passwords masked."""
+        line = f"{time.strftime('%H:%M:%S')} [{self.field or 'setup'}] {mask(text.rstrip())}\n"
         with self._lock:
             if self.log_path:
                 with open(self.log_path, "a") as f:
