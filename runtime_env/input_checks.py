@@ -1,0 +1,91 @@
+"""What no runtime_env may hold, checked at the call site whatever the field.
+
+A bad value must be a ValueError/TypeError where it is typed, naming the field, never a hang or
+a broken session later: a NUL byte cannot go into a path, an argv or an environment variable
+(Popen raises), and workers receive the spec in one environment variable, which Linux caps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+
+from runtime_env.masking import mask
+
+# Linux's MAX_ARG_STRLEN: the longest string (argument, or NAME=value) exec takes, NUL included.
+MAX_ENV_STRING = 128 * 1024 - 1
+_A_KEY = object()  # in a path: the NUL is in a dict's key, not its value
+
+
+def reject_nul(value: object, where: str) -> None:
+    """Raise ValueError if a string anywhere in `value` (dicts, lists, paths) has a NUL byte.
+    Iterative and cycle-safe: a value nested deeply or holding itself is walked, not recursed.
+    Each item keeps (its key, its parent's entry); the path is spelled out only for the error."""
+    stack: list[tuple[object, tuple | None]] = [(value, None)]
+    seen: set[int] = set()
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, str):
+            if "\0" in item:
+                raise ValueError(f"{where}{_path(at)} contains a NUL byte, which no path, "
+                                 f"command or environment variable can hold")
+            continue
+        if isinstance(item, (list, tuple)):
+            pairs = enumerate(item)
+        elif isinstance(item, Mapping):
+            pairs = item.items()
+            stack.extend((k, (_A_KEY, at)) for k in item)
+        elif isinstance(item, os.PathLike):
+            stack.append((os.fspath(item), at))
+            continue
+        else:
+            continue
+        if id(item) not in seen:
+            seen.add(id(item))
+            stack.extend((v, (k, at)) for k, v in pairs)
+
+
+def _path(at: tuple | None) -> str:
+    """`['packages'][0]` from the chain of (key, parent) entries."""
+    suffix = ""
+    if at is not None and at[0] is _A_KEY:
+        suffix, at = ": a key", at[1]
+    parts = []
+    while at is not None:
+        key, at = at
+        parts.append(f"[{str.__repr__(key) if isinstance(key, str) else key}]"
+                     if isinstance(key, (str, int)) else f"[<{type(key).__name__}>]")
+    return "".join(reversed(parts)) + suffix
+
+
+@contextlib.contextmanager
+def about(where: str) -> Iterator[None]:
+    """Make any error raised while checking `where` a ValueError/TypeError that names it, with
+    passwords masked: a user's object whose __repr__ raises, a value nested too deeply or
+    holding itself, an unreadable file, all answer at the call site like a wrong type."""
+    try:
+        yield
+    except (TypeError, ValueError) as e:
+        message = mask(str(e))
+        if where not in message:
+            message = f"{where}: {message}"
+        raise (TypeError if isinstance(e, TypeError) else ValueError)(message) from None
+    except RecursionError:
+        raise ValueError(f"{where} is nested too deeply, or contains itself") from None
+    except OSError as e:
+        raise ValueError(f"{where}: {mask(str(e))}") from None
+    except Exception as e:  # noqa: BLE001 - a user's object misbehaving is still a bad value
+        raise TypeError(f"{where}: reading the value raised {type(e).__name__}; give plain "
+                        f"str, list and dict values") from e
+
+
+def check_size(spec: dict) -> None:
+    """Workers get the spec as JSON in one environment variable: refuse one too big for it."""
+    size = len(json.dumps(spec, sort_keys=True))
+    if size > MAX_ENV_STRING:
+        raise ValueError(f"runtime_env is {size // 1024} KiB as JSON, over the "
+                         f"{MAX_ENV_STRING // 1024} KiB an environment variable can hold, and "
+                         f"workers receive it in one; put large data in a file (working_dir) "
+                         f"instead of in the runtime_env")
