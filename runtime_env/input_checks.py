@@ -82,10 +82,12 @@ def about(where: str) -> Iterator[None]:
 
 
 def check_size(spec: dict) -> None:
-    """Workers get the spec as JSON in one environment variable: refuse one too big for it."""
+    """Workers get the spec as JSON in one environment variable: refuse one too big for it,
+    naming the field that takes the most room."""
     size = len(json.dumps(spec, sort_keys=True))
     if size > MAX_ENV_STRING:
-        raise ValueError(f"runtime_env is {size // 1024} KiB as JSON, over the "
-                         f"{MAX_ENV_STRING // 1024} KiB an environment variable can hold, and "
-                         f"workers receive it in one; put large data in a file (working_dir) "
-                         f"instead of in the runtime_env")
+        field = max(spec, key=lambda k: len(json.dumps(spec[k])))
+        raise ValueError(f"runtime_env field '{field}' makes the runtime_env {size // 1024} KiB "
+                         f"as JSON, over the {MAX_ENV_STRING // 1024} KiB an environment "
+                         f"variable can hold, and workers receive it in one; put large data in "
+                         f"a file (working_dir) instead")
