@@ -2,7 +2,8 @@
 
 Setup runs on the node (here: a thread of the driver). Commands run through `Setup.run`, which
 logs their output to the job's setup log, kills them with their children at the deadline, and
-turns a failure into a SetupError carrying the command and the tail of its output. What the log
+turns a failure into a SetupError carrying the command and the tail of its output. A guard
+process (`guard.py`) kills the commands still running if the driver dies. What the log
 and the errors say has its URL passwords masked (`masking.mask`).
 """
 
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+from runtime_env import guard
 from runtime_env import plugin as _plugin
 from runtime_env.cache import Cache, default_cache
 from runtime_env.context import LaunchContext
@@ -70,16 +72,23 @@ class Setup:
                                     text=True, errors="replace", start_new_session=True)
         except OSError as e:
             raise self.fail(f"cannot run {cmd[0]!r}: {e.strerror}", command=cmd) from None
+        guard.watch(proc.pid)  # killed with its children if this process dies first
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         reader = threading.Thread(target=self._pump, args=(proc, tail), daemon=True)
         reader.start()
         try:
             proc.wait(timeout=self.remaining())
         except subprocess.TimeoutExpired:
-            kill_tree(proc.pid)
+            pass
+        finally:  # timed out, or interrupted (Ctrl-C): no command outlives its run
+            finished = proc.returncode is not None
+            if not finished:
+                kill_tree(proc.pid)
+            guard.forget(proc.pid)
+        if not finished:
             reader.join(5)
             raise self.fail("setup timed out (setup_timeout_seconds) while running a command",
-                            command=cmd, output_tail="".join(tail)) from None
+                            command=cmd, output_tail="".join(tail))
         reader.join()
         if proc.returncode != 0:
             raise self.fail(f"command exited with code {proc.returncode}", command=cmd,
