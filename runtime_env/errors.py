@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from runtime_env.masking import mask
-
 
 class SetupError(Exception):
     """Preparing a runtime environment failed.
@@ -22,6 +20,8 @@ class SetupError(Exception):
         output_tail: str = "",
         log_path: str | None = None,
     ):
+        from runtime_env.masking import mask  # on use: preparing a cached env raises none
+
         self.reason = mask(reason)
         self.field = field
         self.command = None if command is None else [mask(c) for c in command]

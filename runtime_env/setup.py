@@ -17,12 +17,10 @@ import threading
 import time
 from collections.abc import Sequence
 
-from runtime_env import guard
 from runtime_env import plugin as _plugin
 from runtime_env.cache import Cache, default_cache
 from runtime_env.context import LaunchContext
 from runtime_env.errors import SetupError
-from runtime_env.masking import mask
 from runtime_env.processes import kill_tree
 from runtime_env.spec import RuntimeEnv
 
@@ -46,6 +44,8 @@ class Setup:
 
     def log(self, text: str) -> None:
         """Append a line to the setup log (and the driver's stderr), passwords masked."""
+        from runtime_env.masking import mask  # here: a cached env logs nothing, nor loads it
+
         line = f"{time.strftime('%H:%M:%S')} [{self.field or 'setup'}] {mask(text.rstrip())}\n"
         with self._lock:
             if self.log_path:
@@ -63,6 +63,8 @@ class Setup:
     def run(self, cmd: Sequence[str], *, env: dict[str, str] | None = None,
             cwd: str | None = None) -> str:
         """Run a command to completion and return its output; raise SetupError on failure."""
+        from runtime_env import guard  # here: a cached env runs no command, nor loads it
+
         cmd = [str(c) for c in cmd]
         self.log("$ " + " ".join(cmd))
         full_env = {**os.environ, **self.exports, **(env or {})}

@@ -12,7 +12,6 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from runtime_env import input_checks
 from runtime_env import plugin as _plugin
 
 if TYPE_CHECKING:
@@ -81,7 +80,7 @@ class RuntimeEnv(dict):
     """
 
     def __init__(self, *, _validate: bool = True, **fields: Any):
-        if _validate:
+        if _validate and fields:
             fields = _validated(fields, _plugin.Validation())
         super().__init__({k: v for k, v in fields.items() if v is not None})
 
@@ -132,6 +131,8 @@ def known_fields() -> list[str]:
 
 
 def _validated(fields: Mapping[str, Any], validation: _plugin.Validation) -> dict:
+    from runtime_env import input_checks  # here: init() without a runtime_env never loads it
+
     fields = {k: v for k, v in fields.items() if v is not None}  # None: not given
     unknown = [k for k in fields if k not in (CONFIG, EXCLUDES) and not _plugin.is_field(k)]
     if unknown:
@@ -189,6 +190,8 @@ def parse(value: Any, *, cache: Cache | None = None) -> RuntimeEnv:
         return value
     if not isinstance(value, Mapping):
         raise TypeError(f"runtime_env must be a dict or RuntimeEnv, got {type(value).__name__}")
+    from runtime_env import input_checks
+
     with input_checks.about("runtime_env"):  # a mapping whose iteration raises, say
         fields = dict(value)
     bad = [k for k in fields if not isinstance(k, str)]
