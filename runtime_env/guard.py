@@ -40,12 +40,12 @@ def forget(pid: int) -> None:
 
 def _send(line: str) -> None:
     global _guard
-    if _guard is None or _guard.poll() is not None:  # the first command, or the guard died
-        _guard = _start()
-        line = "".join(f"+{pid}\n" for pid in _running)
     try:
+        if _guard is None or _guard.poll() is not None:  # the first command, or it died
+            _guard = _start()
+            line = "".join(f"+{pid}\n" for pid in _running)
         os.write(_guard.stdin.fileno(), line.encode())
-    except OSError:  # it died just now: the next command starts another
+    except OSError:  # none now (out of processes, or it died just now): the next command retries
         _guard = None
 
 

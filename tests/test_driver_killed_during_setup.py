@@ -168,3 +168,37 @@ def test_a_killed_drivers_installer_dies_with_it_and_the_next_driver_builds_the_
         assert len(isolated_cache.entries("pip")) == 1
     finally:
         hang.close()
+
+
+EXITING_DRIVER = textwrap.dedent("""
+    import subprocess, sys
+    from runtime_env import guard
+
+    # A command in a session of its own, as Setup.run starts them, whose child is orphaned at
+    # once (its subshell exits): only the process group still holds it.
+    cmd = subprocess.Popen(["sh", "-c", "(sleep 1000 &); echo started; exec sleep 1000"],
+                           stdout=subprocess.PIPE, text=True, start_new_session=True)
+    guard.watch(cmd.pid)
+    cmd.stdout.readline()
+    print(cmd.pid, flush=True)
+    sys.stdin.readline()  # then return, as a driver whose script ends mid-build
+""")
+
+
+def test_a_driver_that_ends_normally_takes_its_commands_and_their_orphans_along():
+    driver = subprocess.Popen([sys.executable, "-c", EXITING_DRIVER], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    group = int(driver.stdout.readline())
+    members = []
+    for p in psutil.process_iter(["pid", "ppid"]):
+        try:
+            if os.getpgid(p.pid) == group:
+                members.append(p)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
+    orphans = [p for p in members if p.pid != group and p.info["ppid"] != group]
+    assert len(members) == 2 and len(orphans) == 1  # the command, and the sleep it left
+    driver.stdin.write("\n")
+    driver.stdin.flush()
+    assert driver.wait(timeout=60) == 0
+    wait_for(lambda: not alive(members), "the command and its orphan to be gone", timeout=10)
