@@ -32,19 +32,17 @@ def reject_nul(value: object, where: str) -> None:
                 raise ValueError(f"{where}{_path(at)} contains a NUL byte, which no path, "
                                  f"command or environment variable can hold")
             continue
-        if isinstance(item, (list, tuple)):
-            pairs = enumerate(item)
-        elif isinstance(item, Mapping):
-            pairs = item.items()
-            stack.extend((k, (_A_KEY, at)) for k in item)
-        elif isinstance(item, os.PathLike):
+        if isinstance(item, os.PathLike) and not isinstance(item, (list, tuple, Mapping)):
             stack.append((os.fspath(item), at))
             continue
-        else:
+        if not isinstance(item, (list, tuple, Mapping)) or id(item) in seen:
             continue
-        if id(item) not in seen:
-            seen.add(id(item))
-            stack.extend((v, (k, at)) for k, v in pairs)
+        seen.add(id(item))
+        if isinstance(item, Mapping):
+            for k, v in item.items():
+                stack += [(k, (_A_KEY, at)), (v, (k, at))]
+        else:
+            stack.extend((v, (i, at)) for i, v in enumerate(item))
 
 
 def _path(at: tuple | None) -> str:
