@@ -145,7 +145,7 @@ def test_a_killed_drivers_installer_dies_with_it_and_the_next_driver_builds_the_
         case, tmp_path, isolated_cache):
     hang = case(tmp_path)
     env = {**os.environ, "MINRAY_PIP_INSTALLER": hang.installer, "PIP_NO_CACHE_DIR": "1",
-           "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+           "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "MINRAY_TMPDIR": str(tmp_path)}
     argv = [sys.executable, "-c", DRIVER, json.dumps(hang.spec)]
     try:
         driver = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)

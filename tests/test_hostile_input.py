@@ -172,9 +172,10 @@ def assert_refused(call, error: type, field: str) -> None:
 @pytest.mark.parametrize("make, error, field",
                          [pytest.param(*case[1:], id=case[0]) for case in CASES])
 def test_a_hostile_runtime_env_is_refused_at_once_naming_the_field_and_the_session_goes_on(
-        make, error, field, tmp_path):
+        make, error, field, tmp_path, monkeypatch):
     import minray
 
+    monkeypatch.setenv("MINRAY_TMPDIR", str(tmp_path))  # its sessions prune no one else's
     env = make(tmp_path)
     assert_refused(lambda: minray.init(num_cpus=1, runtime_env=env), error, field)
     assert not minray.is_initialized()

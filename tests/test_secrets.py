@@ -58,9 +58,10 @@ class Run:
 
 
 def run_driver(tmp_path, spec: dict, **env) -> Run:
-    # Installer caches of their own, so a wrong token is never answered from an earlier run.
+    # Installer caches of their own, so a wrong token is never answered from an earlier run;
+    # sessions of their own, so no other test's driver prunes this one's.
     env = {"MINRAY_RUNTIME_ENV_LOG_TO_DRIVER_ENABLED": "1", "PIP_NO_CACHE_DIR": "1",
-           "UV_CACHE_DIR": str(tmp_path / "uv-cache"), **env}
+           "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "MINRAY_TMPDIR": str(tmp_path), **env}
     proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(spec)], capture_output=True,
                           text=True, timeout=180, env={**os.environ, **env})
     return Run(proc)
