@@ -17,6 +17,7 @@ from runtime_env.masking import mask
 # Linux's MAX_ARG_STRLEN: the longest string (argument, or NAME=value) exec takes, NUL included.
 MAX_ENV_STRING = 128 * 1024 - 1
 _A_KEY = object()  # in a path: the NUL is in a dict's key, not its value
+MAX_MESSAGE = 1000  # a message quoting a huge value keeps its head and says how much is left
 
 
 def reject_nul(value: object, where: str) -> None:
@@ -66,17 +67,28 @@ def about(where: str) -> Iterator[None]:
     try:
         yield
     except (TypeError, ValueError) as e:
-        message = mask(str(e))
+        message = _text(e)
         if where not in message:
             message = f"{where}: {message}"
         raise (TypeError if isinstance(e, TypeError) else ValueError)(message) from None
     except RecursionError:
         raise ValueError(f"{where} is nested too deeply, or contains itself") from None
     except OSError as e:
-        raise ValueError(f"{where}: {mask(str(e))}") from None
+        raise ValueError(f"{where}: {_text(e)}") from None
     except Exception as e:  # noqa: BLE001 - a user's object misbehaving is still a bad value
-        raise TypeError(f"{where}: reading the value raised {type(e).__name__}; give plain "
-                        f"str, list and dict values") from e
+        raise TypeError(f"{where}: reading the value raised {type(e).__name__}: {_text(e)}; "
+                        f"give plain str, list and dict values") from e
+
+
+def _text(error: BaseException) -> str:
+    """An error's message, masked and cut to a readable length (even if its __str__ raises)."""
+    try:
+        text = mask(str(error))
+    except Exception:  # noqa: BLE001 - a user's exception that cannot say what it is
+        return type(error).__name__
+    if len(text) > MAX_MESSAGE:
+        text = f"{text[:MAX_MESSAGE]}... ({len(text) - MAX_MESSAGE} more characters)"
+    return text
 
 
 def check_size(spec: dict) -> None:
@@ -86,6 +98,6 @@ def check_size(spec: dict) -> None:
     if size > MAX_ENV_STRING:
         field = max(spec, key=lambda k: len(json.dumps(spec[k])))
         raise ValueError(f"runtime_env field '{field}' makes the runtime_env {size // 1024} KiB "
-                         f"as JSON, over the {MAX_ENV_STRING // 1024} KiB an environment "
+                         f"as JSON, over the {(MAX_ENV_STRING + 1) // 1024} KiB an environment "
                          f"variable can hold, and workers receive it in one; put large data in "
                          f"a file (working_dir) instead")
