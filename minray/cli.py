@@ -17,6 +17,7 @@ from pathlib import Path
 import runtime_env as renv
 from minray.api import JOB_RUNTIME_ENV_VAR
 from runtime_env import plugin
+from runtime_env.masking import mask
 
 
 def _load_env(args: argparse.Namespace, cache: renv.Cache) -> renv.RuntimeEnv:
@@ -29,6 +30,11 @@ def _load_env(args: argparse.Namespace, cache: renv.Cache) -> renv.RuntimeEnv:
     if getattr(args, "working_dir", None):
         spec["working_dir"] = args.working_dir
     return renv.parse(spec, cache=cache)
+
+
+def _say(text: str, *, file=None) -> None:
+    """Print, with passwords in URLs masked: specs and launch contexts may hold index URLs."""
+    print(mask(text), file=file or sys.stdout)
 
 
 def _parse_file(path: str, text: str) -> dict:
@@ -63,13 +69,13 @@ def env_list(args: argparse.Namespace) -> int:
     cache = renv.Cache()
     entries = cache.entries(args.field)
     if not entries:
-        print(f"no cached environments in {cache.root}")
+        _say(f"no cached environments in {cache.root}")
         return 0
-    print(f"{'field':<14}{'key':<24}{'size':>10}  {'last used':<20}leased by")
+    _say(f"{'field':<14}{'key':<24}{'size':>10}  {'last used':<20}leased by")
     for e in entries:
         used = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.last_used))
-        print(f"{e.field:<14}{e.key[:22]:<24}{_size(e.size):>10}  {used:<20}"
-              f"{','.join(map(str, e.leased_by)) or '-'}")
+        _say(f"{e.field:<14}{e.key[:22]:<24}{_size(e.size):>10}  {used:<20}"
+             f"{','.join(map(str, e.leased_by)) or '-'}")
     return 0
 
 
@@ -77,8 +83,8 @@ def env_gc(args: argparse.Namespace) -> int:
     limit = None if args.max_size_gb is None else int(args.max_size_gb * 1024**3)
     removed = renv.Cache().gc(args.field, limit)
     for e in removed:
-        print(f"removed {e.field}/{e.key} ({_size(e.size)})")
-    print(f"{len(removed)} entries removed, {_size(sum(e.size for e in removed))} freed")
+        _say(f"removed {e.field}/{e.key} ({_size(e.size)})")
+    _say(f"{len(removed)} entries removed, {_size(sum(e.size for e in removed))} freed")
     return 0
 
 
@@ -87,17 +93,17 @@ def env_build(args: argparse.Namespace) -> int:
     env = renv.parse(json.loads(args.spec), cache=cache)
     start = time.perf_counter()
     launch = renv.prepare(env, cache=cache, timeout=env.config().timeout)
-    print(f"built {env.env_hash()} in {time.perf_counter() - start:.2f}s")
-    print(json.dumps(launch.__dict__, indent=2))
+    _say(f"built {env.env_hash()} in {time.perf_counter() - start:.2f}s")
+    _say(json.dumps(launch.__dict__, indent=2))
     return 0
 
 
 def env_explain(args: argparse.Namespace) -> int:
     env = renv.parse(json.loads(args.spec))
-    print(f"hash: {env.env_hash()}")
-    print("normalised:", json.dumps(env, indent=2, sort_keys=True))
+    _say(f"hash: {env.env_hash()}")
+    _say("normalised: " + json.dumps(env, indent=2, sort_keys=True))
     order = " -> ".join(p.name for p in plugin.ordered(env))
-    print("setup order:", order or "(nothing)")
+    _say(f"setup order: {order or '(nothing)'}")
     return 0
 
 
@@ -145,10 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (ValueError, TypeError, json.JSONDecodeError) as e:
-        print(f"minray: {e}", file=sys.stderr)
+        _say(f"minray: {e}", file=sys.stderr)
         return 2
     except renv.SetupError as e:
-        print(f"minray: runtime env setup failed: {e}", file=sys.stderr)
+        _say(f"minray: runtime env setup failed: {e}", file=sys.stderr)
         return 1
 
 

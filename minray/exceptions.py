@@ -99,7 +99,13 @@ class ActorDiedError(RayActorError):
 
 
 class RuntimeEnvSetupError(RayError):
-    """The runtime_env of a task or actor could not be prepared; the message says why."""
+    """The runtime_env of a task or actor could not be prepared; the message says why, with
+    passwords in URLs masked (it may quote a command, an index URL, a py_executable)."""
+
+    def __init__(self, *args):
+        from runtime_env.masking import mask  # on use: most processes never make one
+
+        super().__init__(*(mask(a) if isinstance(a, str) else a for a in args))
 
 
 class ActorEnvSetupError(ActorDiedError, RuntimeEnvSetupError):

@@ -50,7 +50,8 @@ def validate_options(options: dict, *, actor: bool) -> dict:
     if "runtime_env" in out:
         from runtime_env import parse  # not at import: workers start faster without it
 
-        out["runtime_env"] = parse(out["runtime_env"]) if out["runtime_env"] else None
+        # parse(None) and parse({}) are empty, hence None; "", 0 or [] are a TypeError
+        out["runtime_env"] = parse(out["runtime_env"]) or None
     return out
 
 

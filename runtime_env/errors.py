@@ -7,7 +7,8 @@ class SetupError(Exception):
     """Preparing a runtime environment failed.
 
     Carries what a user needs to fix it: the field, the command that failed (if any), the tail
-    of its output and where the full setup log is.
+    of its output and where the full setup log is. Passwords in URLs are masked in all of
+    them (`masking.mask`): commands and installers echo index URLs.
     """
 
     def __init__(
@@ -19,10 +20,12 @@ class SetupError(Exception):
         output_tail: str = "",
         log_path: str | None = None,
     ):
-        self.reason = reason
+        from runtime_env.masking import mask  # on use: preparing a cached env raises none
+
+        self.reason = mask(reason)
         self.field = field
-        self.command = command
-        self.output_tail = output_tail
+        self.command = None if command is None else [mask(c) for c in command]
+        self.output_tail = mask(output_tail)
         self.log_path = log_path
         super().__init__(self.describe())
 

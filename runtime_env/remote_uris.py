@@ -16,9 +16,10 @@ import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from runtime_env import archive
+from runtime_env.masking import mask
 from runtime_env.packaging import max_size_bytes
 
 if TYPE_CHECKING:
@@ -56,19 +57,9 @@ def check_uri(uri: str, field_name: str, *, wheels: bool) -> str:
     path = urlsplit(uri).path
     kinds = ".zip or .whl" if wheels else ".zip"
     if not (path.endswith(".zip") or (wheels and path.endswith(".whl"))):
-        raise ValueError(f"runtime_env field '{field_name}': remote URI {redact(uri)} must "
+        raise ValueError(f"runtime_env field '{field_name}': remote URI {uri} must "
                          f"point to a {kinds} file")
     return uri
-
-
-def redact(uri: str) -> str:
-    """The URI without a password, fit for messages and logs."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _importable(module: str) -> bool:
@@ -134,36 +125,33 @@ def fetch(uri: str, field_name: str, setup: Setup) -> Path:
     scheme = scheme_of(uri) or "file"
     problem = missing_client(scheme)
     if problem:
-        raise setup.fail(f"cannot fetch {redact(uri)}: {problem}")
+        raise setup.fail(f"cannot fetch {uri}: {problem}")
     wheel = is_wheel(uri)
 
     def build(path: Path) -> None:
         download_to = path.with_name(path.name + ".download")  # beside the entry, in the cache
-        setup.log(f"downloading {redact(uri)}")
+        setup.log(f"downloading {uri}")
         try:
             try:
                 download(uri, download_to, setup.remaining())
             except Exception as e:  # any transport error is the user's answer
-                raise setup.fail(f"cannot download {redact(uri)}: {_reason(e, uri)}") from None
+                raise setup.fail(f"cannot download {uri}: {_reason(e)}") from None
             setup.log(f"unpacking {download_to.stat().st_size} bytes")
             try:
                 archive.extract(download_to, path, strip_top=not wheel,
                                 max_bytes=max_size_bytes(field_name))
             except (archive.UnsafeArchiveError, archive.BadArchiveError) as e:
-                raise setup.fail(f"refusing {redact(uri)}: {e}") from None
+                raise setup.fail(f"refusing {uri}: {e}") from None
         finally:
             download_to.unlink(missing_ok=True)
 
-    path = cache.get_or_create(field_name, key, build, meta={"uri": redact(uri)},
+    path = cache.get_or_create(field_name, key, build, meta={"uri": mask(uri)},
                                timeout=setup.remaining())
     cache.lease(field_name, key)
     return path
 
 
-def _reason(e: Exception, uri: str) -> str:
-    """The first line of an error, without the URI's password (transports echo URLs)."""
+def _reason(e: Exception) -> str:
+    """The first line of an error (SetupError masks the URLs in it: transports echo them)."""
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    password = urlsplit(uri).password
-    if password:
-        text = text.replace(password, "***")
     return f"{type(e).__name__}: {text}" if text else type(e).__name__

@@ -2,7 +2,9 @@
 
 Setup runs on the node (here: a thread of the driver). Commands run through `Setup.run`, which
 logs their output to the job's setup log, kills them with their children at the deadline, and
-turns a failure into a SetupError carrying the command and the tail of its output.
+turns a failure into a SetupError carrying the command and the tail of its output. A guard
+process (`guard.py`) kills the commands still running if the driver dies. What the log
+and the errors say has its URL passwords masked (`masking.mask`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,10 @@ class Setup:
         self._lock = threading.Lock()
 
     def log(self, text: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} [{self.field or 'setup'}] {text.rstrip()}\n"
+        """Append a line to the setup log (and the driver's stderr), passwords masked."""
+        from runtime_env.masking import mask  # here: a cached env logs nothing, nor loads it
+
+        line = f"{time.strftime('%H:%M:%S')} [{self.field or 'setup'}] {mask(text.rstrip())}\n"
         with self._lock:
             if self.log_path:
                 with open(self.log_path, "a") as f:
@@ -58,6 +63,8 @@ class Setup:
     def run(self, cmd: Sequence[str], *, env: dict[str, str] | None = None,
             cwd: str | None = None) -> str:
         """Run a command to completion and return its output; raise SetupError on failure."""
+        from runtime_env import guard  # here: a cached env runs no command, nor loads it
+
         cmd = [str(c) for c in cmd]
         self.log("$ " + " ".join(cmd))
         full_env = {**os.environ, **self.exports, **(env or {})}
@@ -67,16 +74,23 @@ class Setup:
                                     text=True, errors="replace", start_new_session=True)
         except OSError as e:
             raise self.fail(f"cannot run {cmd[0]!r}: {e.strerror}", command=cmd) from None
+        guard.watch(proc.pid)  # killed with its children if this process dies first
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         reader = threading.Thread(target=self._pump, args=(proc, tail), daemon=True)
         reader.start()
         try:
             proc.wait(timeout=self.remaining())
         except subprocess.TimeoutExpired:
-            kill_tree(proc.pid)
+            pass
+        finally:  # timed out, or interrupted (Ctrl-C): no command outlives its run
+            finished = proc.returncode is not None
+            if not finished:
+                kill_tree(proc.pid)
+            guard.forget(proc.pid)
+        if not finished:
             reader.join(5)
             raise self.fail("setup timed out (setup_timeout_seconds) while running a command",
-                            command=cmd, output_tail="".join(tail)) from None
+                            command=cmd, output_tail="".join(tail))
         reader.join()
         if proc.returncode != 0:
             raise self.fail(f"command exited with code {proc.returncode}", command=cmd,

@@ -25,6 +25,7 @@ EXCLUDES = "excludes"
 _NOT_IDENTITY = (CONFIG,)
 
 DEFAULT_SETUP_TIMEOUT_SECONDS = 600
+MAX_SETUP_TIMEOUT_SECONDS = 365 * 24 * 3600
 
 
 class RuntimeEnvConfig(dict):
@@ -36,17 +37,20 @@ class RuntimeEnvConfig(dict):
                  eager_install: bool = True, **unknown: Any):
         if unknown:
             raise ValueError(
-                f"runtime_env config: unknown option(s) {sorted(unknown)}; "
+                f"runtime_env field 'config': unknown option(s) {sorted(unknown)}; "
                 f"known options are {list(self.FIELDS)}")
         timeout = setup_timeout_seconds
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError("runtime_env config 'setup_timeout_seconds' must be a number of "
-                            f"seconds, got {type(timeout).__name__}")
-        if timeout <= 0 and timeout != -1:
-            raise ValueError("runtime_env config 'setup_timeout_seconds' must be > 0 "
-                             f"(or -1 for no timeout), got {timeout}")
+            raise TypeError("runtime_env field 'config': 'setup_timeout_seconds' must be a "
+                            f"number of seconds, got {type(timeout).__name__}")
+        # NaN, infinity and huge values cannot be waited for: they would fail on the setup
+        # thread, leaving the task waiting forever.
+        if timeout != -1 and not 0 < timeout <= MAX_SETUP_TIMEOUT_SECONDS:
+            raise ValueError("runtime_env field 'config': 'setup_timeout_seconds' must be > 0 "
+                             f"and at most {MAX_SETUP_TIMEOUT_SECONDS} (a year), or -1 for no "
+                             f"timeout, got {timeout}")
         if not isinstance(eager_install, bool):
-            raise TypeError("runtime_env config 'eager_install' must be a bool, got "
+            raise TypeError("runtime_env field 'config': 'eager_install' must be a bool, got "
                             f"{type(eager_install).__name__}")
         super().__init__(setup_timeout_seconds=timeout, eager_install=eager_install)
 
@@ -57,6 +61,8 @@ class RuntimeEnvConfig(dict):
         if not isinstance(value, Mapping):
             raise TypeError("runtime_env field 'config' must be a dict or RuntimeEnvConfig, "
                             f"got {type(value).__name__}")
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError("runtime_env field 'config': option names must be strings")
         return cls(**value)
 
     @property
@@ -74,7 +80,7 @@ class RuntimeEnv(dict):
     """
 
     def __init__(self, *, _validate: bool = True, **fields: Any):
-        if _validate:
+        if _validate and fields:
             fields = _validated(fields, _plugin.Validation())
         super().__init__({k: v for k, v in fields.items() if v is not None})
 
@@ -125,6 +131,8 @@ def known_fields() -> list[str]:
 
 
 def _validated(fields: Mapping[str, Any], validation: _plugin.Validation) -> dict:
+    from runtime_env import input_checks  # here: init() without a runtime_env never loads it
+
     fields = {k: v for k, v in fields.items() if v is not None}  # None: not given
     unknown = [k for k in fields if k not in (CONFIG, EXCLUDES) and not _plugin.is_field(k)]
     if unknown:
@@ -138,20 +146,36 @@ def _validated(fields: Mapping[str, Any], validation: _plugin.Validation) -> dic
                 raise ValueError(f"runtime_env: '{name}' and '{other}' cannot both be given "
                                  f"in one runtime_env")
     out: dict = {}
-    if EXCLUDES in fields:
-        out[EXCLUDES] = validate_excludes(fields[EXCLUDES])
-    if CONFIG in fields:
-        out[CONFIG] = dict(RuntimeEnvConfig.parse(fields[CONFIG]))
-    for plugin in _plugin.ordered(fields):
-        out[plugin.name] = plugin.validate(fields[plugin.name], fields, validation)
+    order = [n for n in (EXCLUDES, CONFIG) if n in fields]
+    for name in [*order, *(p.name for p in _plugin.ordered(fields))]:
+        where = f"runtime_env field '{name}'"
+        with input_checks.about(where):
+            input_checks.reject_nul(fields[name], where)  # before a plugin gives it to the OS
+            out[name] = _validate_field(name, fields, validation)
+    input_checks.check_size(out)
     return {k: out[k] for k in fields}  # keep the user's order for display
 
 
+def _validate_field(name: str, fields: Mapping[str, Any], validation: _plugin.Validation):
+    if name == EXCLUDES:
+        return validate_excludes(fields[name])
+    if name == CONFIG:
+        return dict(RuntimeEnvConfig.parse(fields[name]))
+    return _plugin.get(name).validate(fields[name], fields, validation)
+
+
 def validate_excludes(value: Any) -> list[str]:
-    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) for p in value):
+    bad = [value] if not isinstance(value, (list, tuple)) else [
+        p for p in value if not isinstance(p, str)]
+    if bad:
         raise TypeError("runtime_env field 'excludes' must be a list of gitignore-style "
-                        f"pattern strings, got {value!r}")
+                        f"pattern strings, got {_shown(bad[0])}")
     return list(value)
+
+
+def _shown(value: Any) -> str:
+    """A short, safe description of a wrong value: strings quoted, anything else its type."""
+    return repr(value[:100]) if type(value) is str else type(value).__name__
 
 
 def parse(value: Any, *, cache: Cache | None = None) -> RuntimeEnv:
@@ -166,7 +190,12 @@ def parse(value: Any, *, cache: Cache | None = None) -> RuntimeEnv:
         return value
     if not isinstance(value, Mapping):
         raise TypeError(f"runtime_env must be a dict or RuntimeEnv, got {type(value).__name__}")
-    bad = [k for k in value if not isinstance(k, str)]
+    from runtime_env import input_checks
+
+    with input_checks.about("runtime_env"):  # a mapping whose iteration raises, say
+        fields = dict(value)
+    bad = [k for k in fields if not isinstance(k, str)]
     if bad:
-        raise TypeError(f"runtime_env field names must be strings, got {bad!r}")
-    return RuntimeEnv(_validate=False, **_validated(value, _plugin.Validation(cache)))
+        raise TypeError(f"runtime_env field names must be strings, got a key of type "
+                        f"{type(bad[0]).__name__}")
+    return RuntimeEnv(_validate=False, **_validated(fields, _plugin.Validation(cache)))

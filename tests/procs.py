@@ -93,3 +93,15 @@ def processes_mentioning(text: str) -> list:
         if text in cmdline and p.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(p)
     return found
+
+
+def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Those still running (same pid and start time), zombies counting as gone."""
+    out = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return out

@@ -22,7 +22,8 @@ import pytest
 from pkgtools import FileServer, listing, make_zip
 from procs import run_in
 from runtime_env import SetupError, parse, prepare
-from runtime_env.remote_uris import missing_client, redact
+from runtime_env.masking import mask
+from runtime_env.remote_uris import missing_client
 from wheels import make_wheel
 
 
@@ -105,7 +106,7 @@ def test_passwords_in_uris_stay_out_of_messages(served):
     with pytest.raises(SetupError) as err:
         prepare(parse({"working_dir": uri}))
     assert "s3cret" not in str(err.value) and "user:***@" in str(err.value)
-    assert redact("https://u:p@host:8443/x.zip") == "https://u:***@host:8443/x.zip"
+    assert mask("https://u:p@host:8443/x.zip") == "https://u:***@host:8443/x.zip"
 
 
 def test_a_download_that_is_not_a_zip_is_a_setup_error(served):

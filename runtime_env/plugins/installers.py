@@ -24,6 +24,7 @@ from typing import Any
 
 from runtime_env import uv_run
 from runtime_env.expansion import expand_known, expansion_env
+from runtime_env.masking import mask_all
 from runtime_env.plugin import Plugin
 
 LAYER_PTH = "_minray_layer.pth"
@@ -185,7 +186,7 @@ def get_or_build(setup, field: str, key: str, build, meta: dict) -> Path:
         build(path)
 
     try:
-        path = setup.cache.get_or_create(field, key, logged_build, meta=meta,
+        path = setup.cache.get_or_create(field, key, logged_build, meta=mask_all(meta),
                                          timeout=setup.remaining())
     except TimeoutError:
         raise setup.fail("setup timed out (setup_timeout_seconds) waiting for another process "
