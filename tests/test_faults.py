@@ -257,3 +257,20 @@ def test_session_folders_and_logs_are_readable_by_their_user_only(tmp_path, monk
                        (log, 0o600)]:
         assert stat.S_IMODE(path.stat().st_mode) == mode, path
     ray.shutdown()
+
+
+def test_a_worker_that_never_connects_is_ended_after_the_register_timeout(monkeypatch):
+    import minray as ray
+
+    monkeypatch.setenv("MINRAY_WORKER_REGISTER_TIMEOUT_SECONDS", "2")
+    ray.init(num_cpus=1)  # the hung worker holds the only CPU until it is ended
+
+    @ray.remote
+    def where():
+        return "ran"
+
+    hangs = {"py_executable": "sh -c 'sleep 600' hang"}  # the worker's script never runs
+    with pytest.raises(RuntimeEnvSetupError, match="did not connect to the node within 2 s"):
+        ray.get(where.options(runtime_env=hangs).remote(), timeout=60)
+    assert ray.get(where.remote(), timeout=60) == "ran"  # its CPU was given back
+    ray.shutdown()

@@ -42,10 +42,10 @@ class IOLoop:
                  on_message: Callable[[Any, Message], None],
                  on_exit: Callable[[Any], None],
                  on_refused: Callable[[str, OSError], None],
-                 poll_exits: Callable[[], None]):
+                 on_tick: Callable[[], float | None]):
         self._lock = lock
         self._on_hello, self._on_message = on_hello, on_message
-        self._on_exit, self._on_refused, self._poll_exits = on_exit, on_refused, poll_exits
+        self._on_exit, self._on_refused, self._on_tick = on_exit, on_refused, on_tick
         # Kept free, to accept (and refuse) a worker when the process runs out of descriptors:
         # otherwise the listener stays readable and accept fails in a loop.
         self._reserve_fd: int | None = os.open(os.devnull, os.O_RDONLY)
@@ -105,8 +105,9 @@ class IOLoop:
 
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
+        timeout = None  # until the next deadline the node cares about; None: none
         while not self._stopped:
-            events = self._selector.select(None if self.pidfds else 0.2)
+            events = self._selector.select(timeout)
             with self._lock:
                 if self._stopped:
                     return
@@ -115,8 +116,7 @@ class IOLoop:
                         key.data(key, mask)
                     except Exception as e:  # noqa: BLE001 - the node outlives any one event
                         self._report(e)
-                if not self.pidfds:
-                    self._poll_exits()
+                timeout = self._on_tick()
 
     def _report(self, error: Exception) -> None:
         """Print an unexpected error once, not once per turn of the loop."""

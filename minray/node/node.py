@@ -46,7 +46,7 @@ class Node(core.Core):
         self.store = ObjectStore()
         self.io = IOLoop(self._lock, self._socket, on_hello=self._on_hello,
                          on_message=self._on_message, on_exit=self._on_exit,
-                         on_refused=self._on_refused, poll_exits=self._poll_exits)
+                         on_refused=self._on_refused, on_tick=self._on_tick)
         self.pool = WorkerPool(self.io, self.store, cwd=os.getcwd(),
                                launch_vars=launch_vars(self._socket, job_id, num_cpus))
         self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self._fail_env)
@@ -253,27 +253,34 @@ class Node(core.Core):
         self.scheduler.schedule()
 
     def _start_failed(self, worker: Worker, how: str) -> None:
-        """A worker ended before it connected. Unless the node knows a cause outside the env,
-        an env that never connected a worker is broken; otherwise only this worker is lost."""
+        """A worker ended before it connected. An env that never connected a worker is broken,
+        unless the node itself refused the connection; otherwise only this worker is lost."""
         env = worker.env
         reason = worker.start_error or (
             f"the worker process exited ({how}) before connecting to the node; command: "
             f"{' '.join(env.launch.py_executable)} {BOOT_SCRIPT}; its output is above in the "
             f"driver's stderr")
-        if worker.actor is not None and (worker.start_error or env.connected):
+        env_broken = not (env.connected or worker.refused)
+        if worker.actor is not None and not env_broken:
             self.actors.worker_exited(worker, reason)
         else:
-            self.scheduler.start_failed(env, reason, env_broken=not (
-                worker.start_error or env.connected))
+            self.scheduler.start_failed(env, reason, env_broken=env_broken)
 
     def _on_refused(self, wid: str, error: OSError) -> None:
         worker = self.pool.workers.get(wid)
         if worker is not None:
             worker.start_error = out_of_resources(error) or str(error)
+            worker.refused = True
 
-    def _poll_exits(self) -> None:
-        for worker in self.pool.poll_exits():
-            self._on_exit(worker)
+    def _on_tick(self) -> float | None:
+        """After each turn of the I/O loop: end workers that never connected, and without
+        pidfds look for exits. Returns how long the loop may sleep."""
+        late, wait = self.pool.overdue()
+        if not self.io.pidfds:
+            for worker in [*late, *self.pool.poll_exits()]:
+                self._on_exit(worker)
+            wait = min(wait or 0.2, 0.2)
+        return wait
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:

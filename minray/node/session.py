@@ -49,7 +49,7 @@ def _prune(root: Path) -> None:
     by_age = sorted(root.glob("session_2*"), key=_mtime)[:-KEEP_SESSIONS]
     day_ago = time.time() - KEEP_SECONDS
     for folder in by_age:
-        parts = folder.name.split("_")  # session, date, time, pid, random
+        parts = folder.name.split("_", 4)  # session, date, time, pid, random (may hold "_")
         live = len(parts) == 5 and parts[3].isdigit() and processes.pid_alive(int(parts[3]))
         if not live and _mtime(folder) < day_ago:
             shutil.rmtree(folder, ignore_errors=True)

@@ -64,6 +64,7 @@ class Worker:
     known_funcs: set[str] = field(default_factory=set)  # functions it has been sent
     requests: dict[int, Request] = field(default_factory=dict)  # its task's get/wait calls
     start_error: str | None = None  # why it could not connect, when the node knows
+    refused: bool = False  # the node refused its connection (out of descriptors): not the env
 
     @property
     def alive(self) -> bool:

@@ -12,6 +12,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,7 @@ class WorkerPool:
         self.io = io
         self.store = store
         self.workers: dict[str, Worker] = {}
+        self.starting: dict[Worker, float] = {}  # not connected yet -> when it must have been
         self.functions: dict[str, bytes] = {}  # every function and class, by content hash
         self._launch_vars = launch_vars  # what every worker is told: socket, driver, job
         self._cwd = cwd
@@ -82,6 +84,9 @@ class WorkerPool:
             lack = out_of_resources(e)
             raise WorkerStartError(lack or f"cannot start a worker with {argv[0]!r}: "
                                    f"{e.strerror or e}", env_broken=lack is None) from None
+        except (ValueError, TypeError) as e:  # an argument or variable the OS cannot take
+            raise WorkerStartError(f"cannot start a worker with {argv!r}: {e}",
+                                   env_broken=True) from None
         worker = Worker(wid, env, proc, actor=actor)
         try:
             self.io.watch_exit(proc, worker)
@@ -90,6 +95,7 @@ class WorkerPool:
             proc.wait()
             raise WorkerStartError(out_of_resources(e) or str(e), env_broken=False) from None
         self.workers[wid] = worker
+        self.starting[worker] = time.monotonic() + register_timeout()
         return worker
 
     def connected(self, wid: str) -> Worker | None:
@@ -97,6 +103,7 @@ class WorkerPool:
         worker = self.workers.get(wid)
         if worker is None or worker.state is not WorkerState.STARTING:
             return None
+        self.starting.pop(worker, None)
         return worker
 
     def send(self, worker: Worker, message: Message) -> None:
@@ -126,6 +133,7 @@ class WorkerPool:
         code = worker.proc.wait()
         worker.state = WorkerState.DEAD
         self.workers.pop(worker.id, None)
+        self.starting.pop(worker, None)
         if worker.conn is not None:
             self.io.close(worker.conn)
         for request in worker.requests.values():
@@ -133,12 +141,41 @@ class WorkerPool:
         worker.requests.clear()
         return exit_description(code)
 
+    def overdue(self) -> tuple[list[Worker], float | None]:
+        """Kill the workers that did not connect in time (they exit as failed starts, with
+        the reason in `start_error`); return them and the seconds until the next deadline."""
+        now, late, soonest = time.monotonic(), [], None
+        for worker, deadline in list(self.starting.items()):
+            if deadline <= now:
+                del self.starting[worker]
+                worker.start_error = (
+                    f"the worker did not connect to the node within {register_timeout():g} s "
+                    f"(MINRAY_WORKER_REGISTER_TIMEOUT_SECONDS); its command: "
+                    f"{' '.join(worker.env.launch.py_executable)} {BOOT_SCRIPT}")
+                processes.kill_tree(worker.proc.pid, wait=0)
+                late.append(worker)
+            elif soonest is None or deadline - now < soonest:
+                soonest = deadline - now
+        return late, soonest
+
     def poll_exits(self) -> list[Worker]:
         """Without pidfds: the workers whose process has ended."""
         return [w for w in list(self.workers.values()) if w.proc.poll() is not None]
 
     def all_processes(self) -> list:
         return [p for w in self.workers.values() for p in processes.tree(w.proc.pid)]
+
+
+REGISTER_TIMEOUT_VARS = ("MINRAY_WORKER_REGISTER_TIMEOUT_SECONDS",
+                         "RAY_worker_register_timeout_seconds")
+
+
+def register_timeout() -> float:
+    """How long a new worker may take to connect (Ray's default: 60 s)."""
+    for var in REGISTER_TIMEOUT_VARS:
+        if os.environ.get(var):
+            return float(os.environ[var])
+    return 60.0
 
 
 def exit_description(code: int | None) -> str:
