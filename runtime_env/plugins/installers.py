@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime_env import uv_run
+from runtime_env.errors import SetupError
 from runtime_env.expansion import expand_known, expansion_env
 from runtime_env.plugin import Plugin
 
@@ -168,20 +169,33 @@ def uv_bin() -> str:
     return uv.find_uv_bin()
 
 
-def get_or_build(setup, field: str, key: str, build, meta: dict) -> Path:
-    """Cache.get_or_create with the setup deadline on the lock, too."""
-    built = []
+def get_or_build(setup, field: str, key: str, build, meta: dict, watch: list[Path]) -> Path:
+    """Cache.get_or_create with the setup deadline on the lock, too, and a damaged entry's
+    rebuild logged (and named in the error if it fails). `watch`: paths inside the entry."""
+    built: list[Path] = []
+    damage: list[str] = []
 
     def logged_build(path: Path) -> None:
         built.append(path)
         build(path)
 
+    def damaged(problem: str) -> None:
+        damage.append(problem)
+        setup.log(f"cache entry damaged ({problem}): rebuilding it")
+
     try:
         path = setup.cache.get_or_create(field, key, logged_build, meta=meta,
-                                         timeout=setup.remaining())
+                                         watch=[str(w) for w in watch],
+                                         timeout=setup.remaining(), on_damage=damaged)
     except TimeoutError:
         raise setup.fail("setup timed out (setup_timeout_seconds) waiting for another process "
                          "building the same environment") from None
+    except SetupError as e:
+        if not damage:
+            raise
+        raise setup.fail(f"the cache entry {setup.cache.path(field, key)} was damaged "
+                         f"({damage[0]}) and rebuilding it failed: {e.reason}",
+                         command=e.command, output_tail=e.output_tail) from None
     if not built:
         setup.log(f"using cached environment {path}")
     return path
@@ -231,9 +245,11 @@ class VenvPlugin(Plugin):
             if expanded.get(self.check_key):
                 self.check(tool, venv, setup)
 
+        venv = Path("venv")
         path = get_or_build(setup, self.name, key, build,
                             meta={"installer": installer, "packages": expanded["packages"],
-                                  "python": python})
+                                  "python": python},
+                            watch=[venv_python(venv), site_packages(venv)])
         return path / "venv"
 
     def make_venv(self, installer: str, python: str, venv: Path, setup) -> None:
