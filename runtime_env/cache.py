@@ -82,7 +82,8 @@ class Entry:
 
 class Cache:
     def __init__(self, root: str | Path | None = None):
-        self.root = Path(root) if root else default_root()
+        # Absolute: workers get paths into the cache and do not start in the driver's cwd.
+        self.root = Path(root or default_root()).expanduser().absolute()
         self._root = str(self.root)
 
     # --- paths ---------------------------------------------------------------------------

@@ -244,3 +244,17 @@ def test_a_waiter_on_a_deleted_lock_file_locks_the_file_that_replaces_it(tmp_pat
         pass  # the waiter holds the file the path names now: nobody else gets in
     release.touch()
     assert waiter.wait(60) == 0
+
+
+@pytest.mark.parametrize("installer, relative", [("uv", False), ("pip", False), ("uv", True)])
+def test_a_cache_dir_that_does_not_exist_yet_with_space_and_non_ascii(installer, relative,
+                                                                      tmp_path, monkeypatch):
+    name = "not here yet/cache dir é ü 缓存"
+    root = tmp_path / name
+    monkeypatch.chdir(tmp_path)  # a relative root is the driver's cwd's, workers start elsewhere
+    monkeypatch.setenv("MINRAY_CACHE_DIR", name if relative else str(root))
+    monkeypatch.setenv("MINRAY_PIP_INSTALLER", installer)
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, PKG, "1.0", "VALUE = 'env'")
+    value, file = run_once({**pip_env(wheels), "working_dir": str(wheels)})
+    assert value == "env" and file.startswith(str(root / "pip"))
