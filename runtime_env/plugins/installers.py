@@ -17,6 +17,7 @@ import json
 import os
 import re
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -162,8 +163,19 @@ def write_layer(venv: Path, layer: list[str]) -> None:
     (site_packages(venv) / LAYER_PTH).write_text("\n".join(lines) + "\n")
 
 
-@functools.cache
+_UV_BIN_LOCK = threading.Lock()
+
+
 def uv_bin() -> str:
+    """The uv binary. Looked up under a lock: the node prepares envs on several threads, and
+    uv.find_uv_bin reads sysconfig, whose first use is not thread-safe (CPython 3.11 returned
+    None for "EXE" to a second thread)."""
+    with _UV_BIN_LOCK:
+        return _find_uv_bin()
+
+
+@functools.cache
+def _find_uv_bin() -> str:
     import uv
 
     return uv.find_uv_bin()
