@@ -32,6 +32,13 @@ from wheels import local, make_wheel
 PKG = "mr_cache_pkg"
 
 
+@pytest.fixture(autouse=True)
+def own_sessions_folder(tmp_path_factory, monkeypatch):
+    """Sessions of these tests' drivers apart from other tests': another process's pruning of
+    old sessions can remove a live one whose random suffix holds "_" (minray/node/session.py)."""
+    monkeypatch.setenv("MINRAY_TMPDIR", str(tmp_path_factory.mktemp("sessions")))
+
+
 def pip_env(wheel_dir):
     return {"pip": {"packages": [PKG], "pip_install_options": local(wheel_dir)}}
 
@@ -179,10 +186,11 @@ def test_gc_in_a_loop_beside_drivers_starting_workers_fails_no_task(tmp_path, is
     root = isolated_cache.root
     go = tmp_path / "stop"
     progress = [tmp_path / "pip.progress", tmp_path / "wd.progress"]
-    drivers = [start_driver(pip_env(wheels), PKG, progress[0], go),
-               start_driver({"working_dir": str(project)}, "wd_module", progress[1], go)]
-    for driver in drivers:
-        assert driver.stdout.readline().split() == ["ready", "env"], driver.stderr.read()
+    drivers = []  # started one by one, each ready before the next
+    for env, module, done in [(pip_env(wheels), PKG, progress[0]),
+                              ({"working_dir": str(project)}, "wd_module", progress[1])]:
+        drivers.append(start_driver(env, module, done, go))
+        assert drivers[-1].stdout.readline().split() == ["ready", "env"], drivers[-1].stderr.read()
     seeded = [published_by_an_exited_process(root, f, "unused") for f in ("pip", "working_dir")]
 
     def starts() -> list[int]:
