@@ -255,11 +255,10 @@ class Cache:
             return False
 
     def _sweep(self, field: str) -> None:
-        """Remove the lock files, folders and leases of keys without a manifest (left by
-        killed builders and failed builds), unless a builder holds their lock."""
+        """Remove the folders, lock files and leases of keys without a manifest (left by killed
+        builders, or by a use of an entry that was gone), unless a builder holds their lock."""
         folder = self.root / field
-        keys = {p.name[:-len(".lock")] for p in folder.glob("*.lock")}
-        keys |= {p.name for p in folder.iterdir() if p.is_dir() and "." not in p.name}
+        keys = {p.name.split(".", 1)[0] for p in folder.iterdir() if not p.name.startswith(".")}
         for key in keys:
             if self._manifest(field, key).exists():
                 continue
