@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runtime_env import packaging, remote_uris
+from runtime_env.cache import ABSENT
 from runtime_env.plugin import Validation
 from runtime_env.spec import validate_excludes
 
@@ -69,13 +70,16 @@ def folder(value: str, field_name: str, setup: Setup) -> Path:
     """The prepared folder of a normalised value, fetching a remote package if needed."""
     if not packaging.is_pkg_uri(value):
         return remote_uris.fetch(value, field_name, setup)
-    path = packaging.entry_path(value, setup.cache)
-    if path is None:
+    field, key = packaging.parse_pkg_uri(value)
+    problem = setup.cache.use(field, key)
+    if problem == ABSENT:
         raise setup.fail(f"package {value} is no longer in the cache "
                          f"({setup.cache.root}), perhaps removed by garbage collection; "
                          f"validate the runtime_env again to re-package it")
-    setup.cache.lease(*packaging.parse_pkg_uri(value))
-    return path
+    if problem is not None:  # its source may be gone or changed: only validation rebuilds it
+        raise setup.fail(f"the cache entry of package {value} was damaged after it was "
+                         f"built: {problem}; validate the runtime_env again to re-package it")
+    return setup.cache.path(field, key)
 
 
 def _as_str(value: Any, field_name: str) -> str:

@@ -56,14 +56,6 @@ def is_pkg_uri(value: str) -> bool:
     return value.startswith(PKG_SCHEME + "://")
 
 
-def entry_path(uri: str, cache: Cache) -> Path | None:
-    """The cache folder of a package URI, None if the cache no longer holds it."""
-    parsed = parse_pkg_uri(uri)
-    if parsed is None or not cache.ready(*parsed):
-        return None
-    return cache.path(*parsed)
-
-
 # --- size limit --------------------------------------------------------------------------
 def size_limit_var(field_name: str) -> str:
     return f"MINRAY_RUNTIME_ENV_{field_name.upper()}_MAX_SIZE_MB"
@@ -246,18 +238,17 @@ def _copy_verified(entry: FileEntry, dest: Path, digest: str) -> None:
 def store_tree(cache: Cache, field_name: str, tree: Tree, digests: dict[str, str]) -> str:
     """Put the tree into the cache (once) and return its key."""
     key = tree_key(tree, digests)
-    if not cache.ready(field_name, key):
-        def build(path: Path) -> None:
-            for d in sorted(tree.dirs):
-                (path / d).mkdir(parents=True, exist_ok=True)
-            for f in tree.files:
-                dest = path / f.rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                _copy_verified(f, dest, digests[f.rel])
 
-        cache.get_or_create(field_name, key, build,
-                            meta={"source": tree.root, "files": len(tree.files)})
-    cache.lease(field_name, key)
+    def build(path: Path) -> None:
+        for d in sorted(tree.dirs):
+            (path / d).mkdir(parents=True, exist_ok=True)
+        for f in tree.files:
+            dest = path / f.rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _copy_verified(f, dest, digests[f.rel])
+
+    cache.get_or_create(field_name, key, build,
+                        meta={"source": tree.root, "files": len(tree.files)})
     return key
 
 
@@ -292,20 +283,18 @@ def package_archive(path: str, field_name: str, cache: Cache, *, wheel: bool) ->
     memo.save()
     kind = b"whl" if wheel else b"zip"
     key = hashlib.sha256(_FORMAT + kind + b"\0" + digest.encode()).hexdigest()[:32]
-    if not cache.ready(field_name, key):
-        limit = max_size_bytes(field_name)
+    limit = max_size_bytes(field_name)
 
-        def build(dest: Path) -> None:
-            archive.extract(path, dest, strip_top=not wheel, max_bytes=limit)
+    def build(dest: Path) -> None:
+        size = archive.unpacked_size(path)
+        if size > limit:
+            raise archive.BadArchiveError(
+                f"unpacks to {size / _MIB:.1f} MiB, over the limit of {limit / _MIB:.0f} "
+                f"MiB (set {size_limit_var(field_name)} to change it)")
+        archive.extract(path, dest, strip_top=not wheel, max_bytes=limit)
 
-        try:
-            size = archive.unpacked_size(path)
-            if size > limit:
-                raise archive.BadArchiveError(
-                    f"unpacks to {size / _MIB:.1f} MiB, over the limit of {limit / _MIB:.0f} "
-                    f"MiB (set {size_limit_var(field_name)} to change it)")
-            cache.get_or_create(field_name, key, build, meta={"source": path})
-        except (archive.UnsafeArchiveError, archive.BadArchiveError) as e:
-            raise type(e)(f"runtime_env field '{field_name}': {path}: {e}") from None
-    cache.lease(field_name, key)
+    try:
+        cache.get_or_create(field_name, key, build, meta={"source": path})
+    except (archive.UnsafeArchiveError, archive.BadArchiveError) as e:
+        raise type(e)(f"runtime_env field '{field_name}': {path}: {e}") from None
     return pkg_uri(field_name, key)

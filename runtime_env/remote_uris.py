@@ -117,18 +117,12 @@ def fetch(uri: str, field_name: str, setup: Setup) -> Path:
     Failures are SetupErrors naming the URI: a missing client, a failing download, a broken or
     unsafe zip (whose partial entry the cache removes).
     """
-    cache = setup.cache
-    key = cache_key(uri)
-    if cache.ready(field_name, key):
-        cache.lease(field_name, key)
-        return cache.path(field_name, key)
-    scheme = scheme_of(uri) or "file"
-    problem = missing_client(scheme)
-    if problem:
-        raise setup.fail(f"cannot fetch {uri}: {problem}")
     wheel = is_wheel(uri)
 
     def build(path: Path) -> None:
+        problem = missing_client(scheme_of(uri) or "file")
+        if problem:
+            raise setup.fail(f"cannot fetch {mask(uri)}: {problem}")
         download_to = path.with_name(path.name + ".download")  # beside the entry, in the cache
         setup.log(f"downloading {uri}")
         try:
@@ -145,10 +139,12 @@ def fetch(uri: str, field_name: str, setup: Setup) -> Path:
         finally:
             download_to.unlink(missing_ok=True)
 
-    path = cache.get_or_create(field_name, key, build, meta={"uri": mask(uri)},
-                               timeout=setup.remaining())
-    cache.lease(field_name, key)
-    return path
+    def damaged(problem: str) -> None:
+        setup.log(f"cache entry damaged ({problem}): fetching {mask(uri)} again")
+
+    return setup.cache.get_or_create(field_name, cache_key(uri), build,
+                                     meta={"uri": mask(uri)}, timeout=setup.remaining(),
+                                     on_damage=damaged)
 
 
 def _reason(e: Exception) -> str:

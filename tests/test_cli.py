@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import runtime_env as renv
+from cache_helpers import published_by_an_exited_process
 
 DRIVER = textwrap.dedent("""
     import os
@@ -54,10 +55,7 @@ def test_job_submit_rejects_a_bad_env_before_running_anything(tmp_path):
 
 def test_env_list_explain_and_gc(isolated_cache):
     assert "no cached environments" in minray_cli("env", "list").stdout
-    def build(path):
-        (path / "data").write_bytes(b"x" * 4096)
-
-    isolated_cache.get_or_create("working_dir", "abc123", build)
+    published_by_an_exited_process(isolated_cache.root, "working_dir", "abc123")
     listing = minray_cli("env", "list").stdout
     assert "working_dir" in listing and "abc123" in listing and "4.0 KiB" in listing
     explained = minray_cli("env", "explain", '{"env_vars": {"A": "1"}}').stdout

@@ -15,13 +15,13 @@ import types
 import uuid
 from pathlib import Path
 
-import filelock
 import platformdirs
 import pytest
 
 from pkgtools import FileServer, listing, make_zip
 from procs import run_in
 from runtime_env import SetupError, parse, prepare
+from runtime_env.locks import locked
 from runtime_env.masking import mask
 from runtime_env.remote_uris import missing_client
 from wheels import make_wheel
@@ -238,7 +238,7 @@ def _azurite_bin() -> Path:
     if npm is None:
         pytest.skip("Azure tests need Azurite, and npm is not installed to install it")
     folder.mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(str(folder) + ".lock"):
+    with locked(str(folder) + ".lock"):
         if not binary.exists():
             proc = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix",
                                    str(folder), "azurite"], capture_output=True, text=True,

@@ -23,7 +23,7 @@ from typing import Any
 
 from runtime_env.expansion import expand_known, expansion_env
 from runtime_env.plugin import Plugin
-from runtime_env.plugins.installers import BUILD_MARK, activate, get_or_build
+from runtime_env.plugins.installers import BUILD_MARK, activate, get_or_build, site_packages
 
 DRIVER_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 _VERSION_CODE = "import sys; print('%d.%d' % sys.version_info[:2])"
@@ -243,8 +243,9 @@ class CondaPlugin(Plugin):
             if problem:
                 raise setup.fail(problem)
 
-        return get_or_build(setup, self.name, key, build,
-                            meta={"tool": tool, "spec": spec}) / "env"
+        env = Path("env")
+        return get_or_build(setup, self.name, key, build, meta={"tool": tool, "spec": spec},
+                            watch=[prefix_python(env), site_packages(env)]) / env
 
     def modify(self, value: Any, created: Path, launch, setup) -> None:
         activate(launch, created, {"CONDA_PREFIX": str(created),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime_env import uv_run
+from runtime_env.errors import SetupError
 from runtime_env.expansion import expand_known, expansion_env
 from runtime_env.masking import mask_all
 from runtime_env.plugin import Plugin
@@ -163,34 +164,51 @@ def write_layer(venv: Path, layer: list[str]) -> None:
     (site_packages(venv) / LAYER_PTH).write_text("\n".join(lines) + "\n")
 
 
-_uv_bin_lock = threading.Lock()
+_UV_BIN_LOCK = threading.Lock()
+
+
+def uv_bin() -> str:
+    """The uv binary. Looked up under a lock: the node prepares envs on several threads, and
+    uv.find_uv_bin reads sysconfig, whose first use is not thread-safe (CPython 3.11 returned
+    None for "EXE" to a second thread)."""
+    with _UV_BIN_LOCK:
+        return _find_uv_bin()
 
 
 @functools.cache
-def uv_bin() -> str:
-    """The uv that comes with minray. Found under a lock: envs are prepared on threads, and
-    find_uv_bin's first use of sysconfig is not thread-safe on Python 3.11 (two pip and uv envs
-    built at once could fail with a TypeError from it)."""
-    with _uv_bin_lock:
-        import uv
+def _find_uv_bin() -> str:
+    import uv
 
-        return uv.find_uv_bin()
+    return uv.find_uv_bin()
 
 
-def get_or_build(setup, field: str, key: str, build, meta: dict) -> Path:
-    """Cache.get_or_create with the setup deadline on the lock, too."""
-    built = []
+def get_or_build(setup, field: str, key: str, build, meta: dict, watch: list[Path]) -> Path:
+    """Cache.get_or_create with the setup deadline on the lock, too, and a damaged entry's
+    rebuild logged (and named in the error if it fails). `watch`: paths inside the entry."""
+    built: list[Path] = []
+    damage: list[str] = []
 
     def logged_build(path: Path) -> None:
         built.append(path)
         build(path)
 
+    def damaged(problem: str) -> None:
+        damage.append(problem)
+        setup.log(f"cache entry damaged ({problem}): rebuilding it")
+
     try:
         path = setup.cache.get_or_create(field, key, logged_build, meta=mask_all(meta),
-                                         timeout=setup.remaining())
+                                         watch=[str(w) for w in watch],
+                                         timeout=setup.remaining(), on_damage=damaged)
     except TimeoutError:
         raise setup.fail("setup timed out (setup_timeout_seconds) waiting for another process "
                          "building the same environment") from None
+    except SetupError as e:
+        if not damage:
+            raise
+        raise setup.fail(f"the cache entry {setup.cache.path(field, key)} was damaged "
+                         f"({damage[0]}) and rebuilding it failed: {e.reason}",
+                         command=e.command, output_tail=e.output_tail) from None
     if not built:
         setup.log(f"using cached environment {path}")
     return path
@@ -240,9 +258,11 @@ class VenvPlugin(Plugin):
             if expanded.get(self.check_key):
                 self.check(tool, venv, setup)
 
+        venv = Path("venv")
         path = get_or_build(setup, self.name, key, build,
                             meta={"installer": installer, "packages": expanded["packages"],
-                                  "python": python})
+                                  "python": python},
+                            watch=[venv_python(venv), site_packages(venv)])
         return path / "venv"
 
     def make_venv(self, installer: str, python: str, venv: Path, setup) -> None:

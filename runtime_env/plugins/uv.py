@@ -61,5 +61,7 @@ class UvPlugin(VenvPlugin):
             setup.run([default, "pip", "install", "--python", str(venv_python(venv)),
                        "uv" + spec, *value.get(self.options_key, [])])
 
-        path = get_or_build(setup, self.name, key, build, meta={"uv_version": spec})
-        return str(venv_python(path / "venv").parent / "uv")
+        uv = venv_python(Path("venv")).parent / "uv"
+        path = get_or_build(setup, self.name, key, build, meta={"uv_version": spec},
+                            watch=[uv])
+        return str(path / uv)
