@@ -107,8 +107,10 @@ class Pool:
     def __iter__(self):
         return iter(self.workers)
 
-    def of_env(self, env, state):
-        return [w for w in self.workers if w.env is env and w.state is state and w.actor is None]
+    def idle_and_starting(self, env):
+        mine = [w for w in self.workers if w.env is env and w.actor is None]
+        return ([w for w in mine if w.state is WorkerState.IDLE],
+                sum(w.state is WorkerState.STARTING for w in mine))
 
     def start(self, env, actor=None):
         worker = Worker(f"w{len(self.workers)}", env, proc=None)

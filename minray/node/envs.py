@@ -36,20 +36,23 @@ class Envs:
         state = self.envs.get(h)
         if state is None:
             state = self.envs[h] = EnvState(h, spec)
-        elif state.error is not None and self._may_retry(state, spec):
+        return self._use(state, spec, prepare)
+
+    def for_task(self, parent: EnvState, override: dict | None) -> EnvState:
+        """The env of a task or actor: its parent's, with the caller's fields over it."""
+        if not override:  # the common case: no hashing (prepares a lazy job env on first use)
+            return self._use(parent, parent.spec, True)
+        child = override if isinstance(override, renv.RuntimeEnv) else renv.parse(override)
+        return self.get(renv.inherit(parent.spec, child))
+
+    def _use(self, state: EnvState, spec: renv.RuntimeEnv, prepare: bool) -> EnvState:
+        if state.error is not None and self._may_retry(state, spec):
             state.spec, state.error, state.preparing = spec, None, False
         if prepare and not state.preparing:
             state.preparing = True
             threading.Thread(target=self._prepare, args=(state,), daemon=True,
-                             name=f"minray-env-{h[:8]}").start()
+                             name=f"minray-env-{state.hash[:8]}").start()
         return state
-
-    def for_task(self, parent: EnvState, override: dict | None) -> EnvState:
-        """The env of a task or actor: its parent's, with the caller's fields over it."""
-        if not override:
-            return self.get(parent.spec)  # prepares the job env on first use if not eager
-        child = override if isinstance(override, renv.RuntimeEnv) else renv.parse(override)
-        return self.get(renv.inherit(parent.spec, child))
 
     def failed(self, state: EnvState, error: exc.RuntimeEnvSetupError) -> None:
         """Remember that the env cannot run workers (the first reason wins)."""

@@ -29,9 +29,9 @@ class CpuLedger:
         return cpus == 0 or self.used + cpus <= self.total
 
     def take(self, worker: Worker, cpus: float) -> None:
-        self.give_back(worker)
+        """The worker holds `cpus` now (replacing what it held)."""
+        self.used += cpus - worker.cpus
         worker.cpus = cpus
-        self.used += cpus
 
     def give_back(self, worker: Worker) -> None:
         self.used -= worker.cpus
@@ -66,8 +66,7 @@ class Scheduler:
                 continue
             if env.launch is None:
                 continue  # still being prepared
-            idle = self.pool.of_env(env, WorkerState.IDLE)
-            starting = len(self.pool.of_env(env, WorkerState.STARTING))
+            idle, starting = self.pool.idle_and_starting(env)
             while queue:
                 if idle:
                     if not self.cpus.fits(queue[0].num_cpus):

@@ -9,7 +9,6 @@ import collections
 import enum
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import runtime_env as renv
@@ -20,18 +19,21 @@ if TYPE_CHECKING:
     from minray.node.io_loop import Connection
 
 
-@dataclass(eq=False)
 class EnvState:
     """A runtime env of this session: being prepared, ready (with its launch context), or
-    failed (remembered, so later tasks in it fail at once)."""
+    failed (remembered for a while, so later tasks in it fail at once)."""
 
-    hash: str
-    spec: renv.RuntimeEnv
-    launch: renv.LaunchContext | None = None
-    error: exc.RuntimeEnvSetupError | None = None
-    failed_at: float = 0.0  # time.monotonic() of the error, which is remembered for a while
-    preparing: bool = False
-    connected: bool = False  # a worker of it said hello: the env can run workers
+    __slots__ = ("hash", "spec", "launch", "error", "failed_at", "preparing", "connected")
+
+    def __init__(self, hash: str, spec: renv.RuntimeEnv,
+                 launch: renv.LaunchContext | None = None):
+        self.hash = hash
+        self.spec = spec
+        self.launch = launch
+        self.error: exc.RuntimeEnvSetupError | None = None
+        self.failed_at = 0.0  # time.monotonic() of the error
+        self.preparing = False
+        self.connected = False  # a worker of it said hello: the env can run workers
 
 
 class WorkerState(enum.Enum):
@@ -42,43 +44,59 @@ class WorkerState(enum.Enum):
     DEAD = "dead"  # its exit was handled
 
 
-@dataclass(eq=False)
 class Request:
     """A task blocked in get or wait, until the node replies."""
 
-    ids: list[str]
-    wait: bool  # a wait is answered with the ready ids, a get with the results
-    cancel: Callable[[], None]  # forget its waiters in the object store
+    __slots__ = ("ids", "wait", "cancel")
+
+    def __init__(self, ids: list[str], wait: bool, cancel: Callable[[], None]):
+        self.ids = ids
+        self.wait = wait  # a wait is answered with the ready ids, a get with the results
+        self.cancel = cancel  # forgets its waiters in the object store
 
 
-@dataclass(eq=False)
 class Worker:
-    id: str
-    env: EnvState
-    proc: subprocess.Popen
-    actor: Actor | None = None
-    conn: Connection | None = None  # set by its hello
-    state: WorkerState = WorkerState.STARTING
-    task: TaskSpec | None = None  # the task it runs (not an actor's calls)
-    cpus: float = 0  # the CPUs it holds now: its task's, unless it is blocked in get/wait
-    known_funcs: set[str] = field(default_factory=set)  # functions it has been sent
-    requests: dict[int, Request] = field(default_factory=dict)  # its task's get/wait calls
-    start_error: str | None = None  # why it could not connect, when the node knows
-    refused: bool = False  # the node refused its connection (out of descriptors): not the env
+    """A worker process and what the node knows of it."""
+
+    __slots__ = ("id", "env", "proc", "actor", "conn", "state", "task", "cpus", "known_funcs",
+                 "requests", "start_error", "refused")
+
+    def __init__(self, id: str, env: EnvState, proc: subprocess.Popen,
+                 actor: Actor | None = None):
+        self.id = id
+        self.env = env
+        self.proc = proc
+        self.actor = actor
+        self.conn: Connection | None = None  # set by its hello
+        self.state = WorkerState.STARTING
+        self.task: TaskSpec | None = None  # the task it runs (not an actor's calls)
+        self.cpus = 0.0  # the CPUs it holds now: its task's, unless it is blocked in get/wait
+        self.known_funcs: set[str] = set()  # functions it has been sent
+        self.requests: dict[int, Request] = {}  # its task's get/wait calls
+        self.start_error: str | None = None  # why it could not connect, when the node knows
+        self.refused = False  # the node refused its connection (out of descriptors)
 
     @property
     def alive(self) -> bool:
         return self.state not in (WorkerState.LEAVING, WorkerState.DEAD)
 
+    def __repr__(self) -> str:
+        return f"Worker({self.id}, {self.state.name}, pid {self.proc.pid if self.proc else None})"
 
-@dataclass(eq=False)
+
 class Actor:
-    id: str
-    spec: TaskSpec  # the creation task
-    env: EnvState
-    restarts_left: int
-    worker: Worker | None = None
-    queue: collections.deque[TaskSpec] = field(default_factory=collections.deque)  # not sent
-    inflight: dict[str, TaskSpec] = field(default_factory=dict)  # sent, not answered
-    dead: exc.ActorDiedError | None = None
-    restarts: int = 0
+    """An actor: its creation task, its worker, and its calls."""
+
+    __slots__ = ("id", "spec", "env", "restarts_left", "worker", "queue", "inflight", "dead",
+                 "restarts")
+
+    def __init__(self, id: str, spec: TaskSpec, env: EnvState, restarts_left: int):
+        self.id = id
+        self.spec = spec  # the creation task
+        self.env = env
+        self.restarts_left = restarts_left
+        self.worker: Worker | None = None
+        self.queue: collections.deque[TaskSpec] = collections.deque()  # calls not yet sent
+        self.inflight: dict[str, TaskSpec] = {}  # calls sent, not answered
+        self.dead: exc.ActorDiedError | None = None
+        self.restarts = 0

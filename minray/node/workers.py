@@ -63,10 +63,16 @@ class WorkerPool:
     def __iter__(self) -> Iterator[Worker]:
         return iter(self.workers.values())
 
-    def of_env(self, env: EnvState, state: WorkerState) -> list[Worker]:
-        """The task workers (not actors') of an env in a state."""
-        return [w for w in self.workers.values()
-                if w.env is env and w.state is state and w.actor is None]
+    def idle_and_starting(self, env: EnvState) -> tuple[list[Worker], int]:
+        """The idle task workers (not actors') of an env, and how many more are starting."""
+        idle, starting = [], 0
+        for w in self.workers.values():
+            if w.env is env and w.actor is None:
+                if w.state is WorkerState.IDLE:
+                    idle.append(w)
+                elif w.state is WorkerState.STARTING:
+                    starting += 1
+        return idle, starting
 
     def start(self, env: EnvState, actor: Actor | None = None) -> Worker:
         """Start a worker process in a ready env; raises WorkerStartError."""
@@ -116,8 +122,9 @@ class WorkerPool:
         if task.func_id is not None and task.func_id not in worker.known_funcs:
             worker.known_funcs.add(task.func_id)
             func = self.functions[task.func_id]
-        deps = {oid: self.store[oid][1] for oid in task.deps}
-        self.send(worker, Run(task, func, deps))
+        if worker.conn is not None:
+            deps = {oid: self.store[oid][1] for oid in task.deps}
+            self.io.send(worker.conn, Run(task, func, deps))
 
     def retire(self, worker: Worker) -> None:
         """Ask a worker to exit; its exit is handled as expected, not as a crash."""
@@ -144,6 +151,8 @@ class WorkerPool:
     def overdue(self) -> tuple[list[Worker], float | None]:
         """Kill the workers that did not connect in time (they exit as failed starts, with
         the reason in `start_error`); return them and the seconds until the next deadline."""
+        if not self.starting:
+            return [], None
         now, late, soonest = time.monotonic(), [], None
         for worker, deadline in list(self.starting.items()):
             if deadline <= now:

@@ -67,6 +67,9 @@ def _str_list(value: Any, what: str) -> list[str]:
     for item in value:
         if not isinstance(item, str):
             raise TypeError(f"{what} must be a list of strings, got item {item!r}")
+        if "\n" in item.strip() or "\r" in item.strip():  # would become two requirement lines
+            raise ValueError(f"{what}: {item!r} holds a line break; give one requirement or "
+                             f"option per list item")
         if item.strip():
             out.append(item.strip())
     return out
