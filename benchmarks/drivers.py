@@ -78,6 +78,10 @@ def core(ray, init) -> None:
     t = now()
     ray.get(noop.options(runtime_env=env).remote())
     emit(env_vars_env=now() - t)
+    actor_cls.remote()  # its worker is still starting when shutdown begins
+    t = now()
+    ray.shutdown()
+    emit(shutdown_starting=now() - t)
 
 
 def envs(ray, init) -> None:

@@ -51,6 +51,7 @@ SCENARIOS = [
     Scenario("actor_first_call", "actor creation + first call", "core", "process_start"),
     Scenario("env_vars_env", "first task in a new env_vars env", "core", "process_start",
              0.100, 10),
+    Scenario("shutdown_starting", "shutdown() while a worker starts", "core", None, 0.050),
     Scenario("pip_cold", "cold pip env (1 local wheel)", "envs", "uv_venv_install", 0.700, 10),
     Scenario("pip_new_worker", "new worker in a built pip env", "envs", "process_start",
              0.150, 10),
