@@ -102,6 +102,11 @@ class Cache:
     def _leases(self, field: str, key: str) -> Path:
         return self.root / field / f"{key}.leases"
 
+    def scratch(self, field: str, key: str) -> Path:
+        """A file beside the entry for its builder's work in progress (a download): the builder
+        removes it, and gc removes one a killed builder left."""
+        return self.root / field / f"{key}.scratch"
+
     def _fields(self) -> list[str]:
         if not self.root.is_dir():
             return []
@@ -256,14 +261,19 @@ class Cache:
 
     def _sweep(self, field: str) -> None:
         """Remove the folders, lock files and leases of keys without a manifest (left by killed
-        builders, or by a use of an entry that was gone), unless a builder holds their lock."""
+        builders, or by a use of an entry that was gone), and a killed builder's scratch file,
+        unless a builder holds their lock."""
         folder = self.root / field
         keys = {p.name.split(".", 1)[0] for p in folder.iterdir() if not p.name.startswith(".")}
         for key in keys:
-            if self._manifest(field, key).exists():
+            published = self._manifest(field, key).exists()
+            if published and not self.scratch(field, key).exists():
                 continue
             try:
                 with locks.locked(self._lock(field, key), timeout=0):
+                    self.scratch(field, key).unlink(missing_ok=True)
+                    if published:
+                        continue
                     self._restore(field, key)
                     if not self._manifest(field, key).exists():
                         self._delete(field, key)
@@ -275,6 +285,7 @@ class Cache:
         deleting the lock file is safe: see runtime_env.locks)."""
         self._manifest(field, key).unlink(missing_ok=True)
         self._unpublished(field, key).unlink(missing_ok=True)
+        self.scratch(field, key).unlink(missing_ok=True)
         shutil.rmtree(self.path(field, key), ignore_errors=True)
         shutil.rmtree(self._leases(field, key), ignore_errors=True)
         self._lock(field, key).unlink(missing_ok=True)

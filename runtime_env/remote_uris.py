@@ -123,7 +123,7 @@ def fetch(uri: str, field_name: str, setup: Setup) -> Path:
         problem = missing_client(scheme_of(uri) or "file")
         if problem:
             raise setup.fail(f"cannot fetch {mask(uri)}: {problem}")
-        download_to = path.with_name(path.name + ".download")  # beside the entry, in the cache
+        download_to = setup.cache.scratch(field_name, path.name)  # beside the entry
         setup.log(f"downloading {uri}")
         try:
             try:

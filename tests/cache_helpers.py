@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import runtime_env
+from procs import wait_for
 
 REPO = str(Path(runtime_env.__file__).resolve().parent.parent)
 
@@ -23,14 +23,6 @@ def process_env() -> dict[str, str]:
 def minray_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "minray.cli", *args], capture_output=True,
                           text=True, timeout=timeout, env=process_env())
-
-
-def wait_for(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {seconds} s")
-        time.sleep(0.01)
 
 
 def python(code: str, *args: str | Path, **popen) -> subprocess.Popen:
@@ -83,7 +75,7 @@ class Builder:
     def __init__(self, root: Path, field: str, key: str, scratch: Path):
         started, self.go = scratch / f"{key}.started", scratch / f"{key}.go"
         self.proc = python(_BUILD_UNTIL_TOLD, root, field, key, started, self.go)
-        wait_for(started.exists, 60, f"a process building {field}/{key}")
+        wait_for(started.exists, f"a process building {field}/{key}", 60)
 
     def finish(self) -> None:
         self.go.touch()

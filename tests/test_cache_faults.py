@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import zipfile
 
@@ -19,11 +21,11 @@ from cache_helpers import (
     minray_cli,
     published_by_an_exited_process,
     python,
-    wait_for,
     waits_on_a_flock,
 )
 from minray.exceptions import RuntimeEnvSetupError
 from pkgtools import write_tree
+from procs import wait_for
 from runtime_env import locks, parse
 from runtime_env.cache import Cache
 from runtime_env.plugins.installers import site_packages, venv_python
@@ -227,6 +229,45 @@ def test_gc_removes_the_lock_files_and_leftovers_of_what_it_removes(tmp_path, is
     assert [p.name for p in (root / "working_dir").iterdir()] == []
 
 
+class StallingZip(http.server.BaseHTTPRequestHandler):
+    """Sends the first part of a zip, then nothing more: a download that never ends."""
+
+    stop = threading.Event()
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header("Content-Length", str(1 << 22))
+        self.end_headers()
+        self.wfile.write(b"PK" + b"\0" * (1 << 19))
+        self.wfile.flush()
+        self.stop.wait(60)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_gc_removes_the_partial_download_of_a_killed_driver(isolated_cache):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StallingZip)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/project.zip"
+    folder = isolated_cache.root / "working_dir"
+    driver = python("import sys; from runtime_env import parse, prepare; "
+                    "prepare(parse({'working_dir': sys.argv[1]}))", url)
+    try:
+        wait_for(lambda: any(folder.glob("*.scratch")), "the download to begin")
+        driver.kill()  # kill -9 mid-download: its scratch file stays behind
+        driver.wait(30)
+        assert any(folder.glob("*.scratch"))
+        gc = minray_cli("env", "gc")
+        assert gc.returncode == 0, gc.stderr
+        assert [p.name for p in folder.iterdir()] == []
+    finally:
+        StallingZip.stop.set()
+        server.shutdown()
+        server.server_close()
+
+
 def test_gc_neither_waits_for_a_builder_nor_touches_its_entry(tmp_path, isolated_cache):
     root = isolated_cache.root
     old = published_by_an_exited_process(root, "pip", "old")
@@ -245,9 +286,9 @@ def test_a_waiter_on_a_deleted_lock_file_locks_the_file_that_replaces_it(tmp_pat
     lock, holding, release = tmp_path / "e.lock", tmp_path / "holding", tmp_path / "release"
     with locks.locked(lock):
         waiter = lock_holder(lock, holding, release)
-        wait_for(lambda: waits_on_a_flock(waiter.pid), 30, "the waiter blocking on the lock")
+        wait_for(lambda: waits_on_a_flock(waiter.pid), "the waiter blocking on the lock", 30)
         lock.unlink()  # as gc does when it removes an entry, while holding its lock
-    wait_for(holding.exists, 30, "the waiter taking the lock")
+    wait_for(holding.exists, "the waiter taking the lock", 30)
     with pytest.raises(TimeoutError), locks.locked(lock, timeout=0):
         pass  # the waiter holds the file the path names now: nobody else gets in
     release.touch()
