@@ -195,14 +195,12 @@ def _task_error(name: str, error: BaseException) -> exc.RayError:
 
 
 def _dump_error(error: BaseException) -> Result:
+    """The error as a result. A RayTaskError always pickles (its cause travels apart, see
+    RayTaskError.__reduce__); another error that cannot travel keeps its text."""
     try:
         return False, cloudpickle.dumps(error)
-    except Exception:  # noqa: BLE001 - an exception that cannot travel: keep its text
-        if isinstance(error, exc.RayTaskError):
-            error = exc.RayTaskError(error.function_name, error.traceback_str, None)
-        else:
-            error = exc.RayError(str(error))
-        return False, cloudpickle.dumps(error)
+    except Exception:  # noqa: BLE001 - any pickling failure
+        return False, cloudpickle.dumps(exc.RayError(str(error)))
 
 
 def _watch_driver(sock: socket.socket, driver_pid: int) -> None:

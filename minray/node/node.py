@@ -275,12 +275,12 @@ class Node(core.Core):
     def _on_tick(self) -> float | None:
         """After each turn of the I/O loop: end workers that never connected, and without
         pidfds look for exits. Returns how long the loop may sleep."""
-        late, wait = self.pool.overdue()
-        if not self.io.pidfds:
-            for worker in [*late, *self.pool.poll_exits()]:
-                self._on_exit(worker)
-            wait = min(wait or 0.2, 0.2)
-        return wait
+        wait = self.pool.end_overdue()
+        if self.io.pidfds:
+            return wait
+        for worker in self.pool.poll_exits():
+            self._on_exit(worker)
+        return min(wait or 0.2, 0.2)
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:

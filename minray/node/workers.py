@@ -118,13 +118,14 @@ class WorkerPool:
 
     def run(self, worker: Worker, task: TaskSpec) -> None:
         """Send a task, with its function the first time this worker needs it."""
+        if worker.conn is None:
+            return
         func = None
         if task.func_id is not None and task.func_id not in worker.known_funcs:
             worker.known_funcs.add(task.func_id)
             func = self.functions[task.func_id]
-        if worker.conn is not None:
-            deps = {oid: self.store[oid][1] for oid in task.deps}
-            self.io.send(worker.conn, Run(task, func, deps))
+        deps = {oid: self.store[oid][1] for oid in task.deps}
+        self.io.send(worker.conn, Run(task, func, deps))
 
     def retire(self, worker: Worker) -> None:
         """Ask a worker to exit; its exit is handled as expected, not as a crash."""
@@ -148,12 +149,12 @@ class WorkerPool:
         worker.requests.clear()
         return exit_description(code)
 
-    def overdue(self) -> tuple[list[Worker], float | None]:
-        """Kill the workers that did not connect in time (they exit as failed starts, with
-        the reason in `start_error`); return them and the seconds until the next deadline."""
+    def end_overdue(self) -> float | None:
+        """Kill the workers that did not connect in time (their exits are failed starts, with
+        the reason in `start_error`); the seconds until the next deadline, None if none."""
         if not self.starting:
-            return [], None
-        now, late, soonest = time.monotonic(), [], None
+            return None
+        now, soonest = time.monotonic(), None
         for worker, deadline in list(self.starting.items()):
             if deadline <= now:
                 del self.starting[worker]
@@ -162,10 +163,9 @@ class WorkerPool:
                     f"(MINRAY_WORKER_REGISTER_TIMEOUT_SECONDS); its command: "
                     f"{' '.join(worker.env.launch.py_executable)} {BOOT_SCRIPT}")
                 processes.kill_tree(worker.proc.pid, wait=0)
-                late.append(worker)
             elif soonest is None or deadline - now < soonest:
                 soonest = deadline - now
-        return late, soonest
+        return soonest
 
     def poll_exits(self) -> list[Worker]:
         """Without pidfds: the workers whose process has ended."""
