@@ -4,22 +4,25 @@
 per-task and per-actor runtime environments, prepared once and cached across runs.
 """
 
-from minray import exceptions
+from minray import actor, exceptions
+from minray.actor import ActorClass, ActorHandle, method
 from minray.api import (
     get,
+    get_actor,
     get_runtime_context,
     init,
     is_initialized,
     kill,
     put,
+    remote,
     shutdown,
     wait,
 )
 from minray.objects import ObjectRef
-from minray.remote import ActorClass, ActorHandle, RemoteFunction, remote
+from minray.remote import RemoteFunction
 
 __version__ = "0.1.0"
 
-__all__ = ["ActorClass", "ActorHandle", "ObjectRef", "RemoteFunction", "exceptions", "get",
-           "get_runtime_context", "init", "is_initialized", "kill", "put", "remote", "shutdown",
-           "wait"]
+__all__ = ["ActorClass", "ActorHandle", "ObjectRef", "RemoteFunction", "actor", "exceptions",
+           "get", "get_actor", "get_runtime_context", "init", "is_initialized", "kill", "method",
+           "put", "remote", "shutdown", "wait"]

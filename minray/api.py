@@ -7,16 +7,19 @@ connection to it inside a task, so the same code runs in both places, as in Ray.
 from __future__ import annotations
 
 import atexit
+import inspect
 import json
 import os
 import threading
+import uuid
 from typing import Any
 
 import cloudpickle
 
 from minray import core
+from minray.actor import ActorClass, ActorHandle
 from minray.objects import ObjectRef, value_of
-from minray.remote import ActorHandle
+from minray.remote import RemoteFunction
 
 JOB_RUNTIME_ENV_VAR = "MINRAY_JOB_RUNTIME_ENV"  # set by `minray job submit`
 
@@ -43,6 +46,8 @@ def init(num_cpus: int | None = None, runtime_env: dict | None = None,
     if address not in (None, "local", "auto"):
         raise ValueError(f"address={address!r}: minray runs one local node; connecting to a "
                          f"cluster needs real Ray")
+    if namespace is not None and (not isinstance(namespace, str) or not namespace):
+        raise ValueError(f"namespace must be a non-empty string, got {namespace!r}")
     if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int)
                                  or num_cpus < 0):
         raise ValueError(f"num_cpus must be a non-negative int, got {num_cpus!r}")
@@ -58,7 +63,8 @@ def init(num_cpus: int | None = None, runtime_env: dict | None = None,
         if job_env:
             env = renv.merge_job(renv.parse(json.loads(job_env)), env)
         node = Node(num_cpus=(os.cpu_count() or 1) if num_cpus is None else num_cpus,
-                    job_env=env, job_id=f"{os.getpid() & 0xFFFFFFFF:08x}")
+                    job_env=env, job_id=f"{os.getpid() & 0xFFFFFFFF:08x}",
+                    namespace=namespace or str(uuid.uuid4()))
         core.set_current(node)
         atexit.register(shutdown)
         return _Initialized(node)
@@ -128,6 +134,39 @@ def put(value: Any) -> ObjectRef:
     return ObjectRef(oid)
 
 
+def remote(*args, **options):
+    """Make a function a task, or a class an actor: `@remote`, or `@remote(num_cpus=1)`."""
+    if len(args) == 1 and not options and (inspect.isfunction(args[0])
+                                           or inspect.isclass(args[0])):
+        return _make(args[0], {})
+    if args:
+        raise TypeError("remote takes a function or class, or only keyword options: "
+                        "@remote or @remote(num_cpus=1, ...)")
+    return lambda target: _make(target, options)
+
+
+def _make(target: Any, options: dict):
+    if inspect.isclass(target):
+        return ActorClass(target, options)
+    if callable(target):
+        return RemoteFunction(target, options)
+    raise TypeError(f"remote applies to functions and classes, not {type(target).__name__}")
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """A handle to the live actor created with `.options(name=name)`, in this job's namespace
+    unless another is given. ValueError if there is none."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"get_actor takes an actor's name, a non-empty string; got {name!r}")
+    c = core.current()
+    found = c.get_actor(name, namespace or c.namespace)
+    if found is None:
+        raise ValueError(f"there is no live actor named {name!r} in namespace "
+                         f"{namespace or c.namespace!r} (it was never created, it died, or it "
+                         f"is in another namespace: pass namespace=...)")
+    return ActorHandle(*found)
+
+
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
     """Stop an actor's process; its pending and later calls raise ActorDiedError."""
     if not isinstance(actor, ActorHandle):
@@ -155,6 +194,10 @@ class RuntimeContext:
 
     def get_node_id(self) -> str:
         return "local"
+
+    @property
+    def namespace(self) -> str:
+        return self._core.namespace
 
     @property
     def job_id(self) -> str:

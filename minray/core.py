@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from typing import Any
 
 from minray.task import Result, TaskSpec
 
@@ -18,6 +19,7 @@ class Core(abc.ABC):
 
     is_driver: bool
     job_id: str
+    namespace: str  # where named actors are found unless a call names another
     worker_id: str
     num_cpus: int
     # Where the caller runs (None in the driver)
@@ -37,6 +39,15 @@ class Core(abc.ABC):
     @abc.abstractmethod
     def submit(self, spec: TaskSpec) -> None:
         """Run a task, create an actor or call its method; results go to `spec.return_ids`."""
+
+    @abc.abstractmethod
+    def submit_named(self, spec: TaskSpec) -> str:
+        """Create a named actor; the id of the actor that holds the name: this one, or an
+        existing one when `get_if_exists`. ValueError when the name is taken."""
+
+    @abc.abstractmethod
+    def get_actor(self, name: str, namespace: str) -> tuple[str, Any] | None:
+        """The id and class description of the live actor of that name, or None."""
 
     @abc.abstractmethod
     def put(self, object_id: str, data: bytes) -> None:

@@ -115,3 +115,12 @@ class ActorEnvSetupError(ActorDiedError, RuntimeEnvSetupError):
 
 class ObjectLostError(RayError):
     """The object's value is no longer stored (its ref is from a session that was shut down)."""
+
+
+class ActorClassInheritanceException(TypeError):
+    """A class tried to inherit from an actor class (as Ray, this is not supported)."""
+
+
+class ActorExit(SystemExit):
+    """Raised by `exit_actor()` to end the actor once the current call returns. A SystemExit,
+    so an `except Exception` in the method does not swallow it."""

@@ -95,11 +95,45 @@ class KillActor(NamedTuple):
     no_restart: bool
 
 
-Message = Union[Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel, KillActor]  # noqa: UP007
+class CreateNamed(NamedTuple):
+    """A task creates a named actor; answered by a Reply with (actor id, None), the id of the
+    actor that holds the name, or (None, why the name cannot be had)."""
+
+    task: TaskSpec
+    req_id: int
+
+
+class LookupActor(NamedTuple):
+    """A task calls `get_actor`; answered by a Reply with (actor id, class description) or
+    None."""
+
+    req_id: int
+    name: str
+    namespace: str
+
+
+class Handles(NamedTuple):
+    """The actors this worker started or stopped holding a handle to, and those whose handles
+    it pickled into a value (kept for the session), since its last such message."""
+
+    gained: list[str]
+    lost: list[str]
+    escaped: list[str]
+
+
+class Exiting(NamedTuple):
+    """The actor in this worker is ending on purpose (`exit_actor`, `__ray_terminate__`): its
+    exit is no crash, and it is not restarted."""
+
+    reason: str
+
+
+Message = Union[Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel, KillActor,  # noqa: UP007
+                CreateNamed, LookupActor, Handles, Exiting]
 _KINDS: tuple[type, ...] = (Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel,
-                            KillActor)
+                            KillActor, CreateNamed, LookupActor, Handles, Exiting)
 _TAG = {kind: tag for tag, kind in enumerate(_KINDS)}
-_CARRIES_TASK = (Run, Submit)  # their first field is a TaskSpec, sent as its plain tuple
+_CARRIES_TASK = (Run, Submit, CreateNamed)  # their first field is a TaskSpec, as a tuple
 
 
 def encode(message: Message) -> tuple:

@@ -1,16 +1,18 @@
-"""`@remote` functions and classes, their `.options()`, actor handles and methods."""
+"""`@remote` functions, their `.options()`, and what functions and actor classes share:
+option checks, export once, argument packing."""
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 from typing import Any
 
 import cloudpickle
 
 from minray import core
+from minray.handles import dumps_noting_handles
 from minray.objects import Arg, ObjectRef
-from minray.task import ACTOR, CALL, TASK, TaskSpec
+from minray.signatures import CallCheck
+from minray.task import TASK, TaskSpec
 
 # Options with a meaning here; a few more are accepted because they are harmless on one node.
 _TASK_OPTIONS = {"num_cpus", "num_gpus", "max_retries", "runtime_env", "num_returns", "name",
@@ -45,6 +47,8 @@ def validate_options(options: dict, *, actor: bool) -> dict:
                                  or isinstance(out["num_returns"], bool)
                                  or out["num_returns"] < 1):
         raise ValueError(f"num_returns must be an int >= 1, got {out['num_returns']!r}")
+    if actor:
+        _check_actor_naming(out)
     if out.get("max_concurrency", 1) != 1:
         raise ValueError("max_concurrency: minray actors run one method at a time")
     if "runtime_env" in out:
@@ -53,6 +57,19 @@ def validate_options(options: dict, *, actor: bool) -> dict:
         # parse(None) and parse({}) are empty, hence None; "", 0 or [] are a TypeError
         out["runtime_env"] = parse(out["runtime_env"]) or None
     return out
+
+
+_LIFETIMES = (None, "detached", "non_detached")
+
+
+def _check_actor_naming(options: dict) -> None:
+    for key in ("name", "namespace"):
+        value = options.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError(f"{key} must be a non-empty string, got {value!r}")
+    if options.get("lifetime") not in _LIFETIMES:
+        raise ValueError(f"lifetime must be 'detached', 'non_detached' or None, got "
+                         f"{options['lifetime']!r}")
 
 
 def _number(key: str, value: Any) -> None:
@@ -66,17 +83,23 @@ def _export(obj: Any) -> tuple[str, bytes]:
     return hashlib.sha1(data).hexdigest(), data
 
 
-def _pack_args(args: tuple, kwargs: dict) -> tuple[bytes, list[str]]:
+def pack_args(args: tuple, kwargs: dict) -> tuple[bytes, list[str], list[str] | None]:
     """Serialise arguments; top-level ObjectRefs become dependencies, resolved before the
-    task runs (refs nested in containers stay refs, as in Ray)."""
+    task runs (refs nested in containers stay refs, as in Ray). Also the ids of the actors
+    whose handles the arguments hold: the task keeps those actors alive until it ends."""
     if not args and not kwargs:
-        return b"", []
+        return b"", [], None
     deps = [a.id for a in args if type(a) is ObjectRef]
     deps += [v.id for v in kwargs.values() if type(v) is ObjectRef]
     if deps:
         args = tuple(Arg(a.id) if type(a) is ObjectRef else a for a in args)
         kwargs = {k: Arg(v.id) if type(v) is ObjectRef else v for k, v in kwargs.items()}
-    return cloudpickle.dumps((args, kwargs), protocol=5), deps
+    data, held = dumps_noting_handles((args, kwargs))
+    return data, deps, held or None
+
+
+def return_ids(task_id: str, n: int) -> list[str]:
+    return [task_id] if n == 1 else [f"{task_id}.{i}" for i in range(n)]
 
 
 class _Remote:
@@ -130,110 +153,29 @@ class _WithOptions:
 
 
 class RemoteFunction(_Remote):
+    _check: CallCheck | None = None
+
     def _remote(self, args: tuple, kwargs: dict, options: dict):
+        check = self._check
+        if check is None:
+            check = self._check = CallCheck.of(self._target) or _accept_any
+        check(f"{self.__qualname__}.remote()", args, kwargs)
         c = core.current()
         c.check_cpus(options.get("num_cpus", 1))
         func_id, func_bytes = self._exported_target()
         task_id = c.new_id()
         n = options.get("num_returns", 1)
-        return_ids = [task_id] if n == 1 else [f"{task_id}.{i}" for i in range(n)]
-        data, deps = _pack_args(args, kwargs)
+        ids = return_ids(task_id, n)
+        data, deps, held = pack_args(args, kwargs)
         retries = options.get("max_retries")
         c.submit(TaskSpec(
             task_id=task_id, name=options.get("name") or self.__qualname__, kind=TASK,
-            args=data, deps=deps, return_ids=return_ids, func_id=func_id, func_bytes=func_bytes,
+            args=data, deps=deps, return_ids=ids, func_id=func_id, func_bytes=func_bytes,
             num_cpus=options.get("num_cpus", 1), runtime_env=options.get("runtime_env"),
-            max_retries=DEFAULT_MAX_RETRIES if retries is None else retries))
-        refs = [ObjectRef(i) for i in return_ids]
+            max_retries=DEFAULT_MAX_RETRIES if retries is None else retries, handles=held))
+        refs = [ObjectRef(i) for i in ids]
         return refs[0] if n == 1 else refs
 
 
-class ActorClass(_Remote):
-    _actor = True
-
-    def _remote(self, args: tuple, kwargs: dict, options: dict) -> ActorHandle:
-        c = core.current()
-        func_id, func_bytes = self._exported_target()
-        actor_id = c.new_id()
-        data, deps = _pack_args(args, kwargs)
-        c.submit(TaskSpec(
-            task_id=actor_id, name=self.__qualname__, kind=ACTOR, args=data, deps=deps,
-            return_ids=[], func_id=func_id, func_bytes=func_bytes,
-            num_cpus=options.get("num_cpus") or 0, runtime_env=options.get("runtime_env"),
-            max_restarts=options.get("max_restarts", 0), actor_id=actor_id))
-        return ActorHandle(actor_id, self.__qualname__, self._method_names())
-
-    def _method_names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in inspect.getmembers(self._target, callable)
-                     if not name.startswith("__"))
-
-
-class ActorHandle:
-    """A reference to a live actor; pass it to other tasks freely."""
-
-    def __init__(self, actor_id: str, class_name: str, methods: tuple[str, ...]):
-        self._actor_id = actor_id
-        self._class_name = class_name
-        self._methods = methods
-
-    def __getattr__(self, name: str) -> ActorMethod:
-        if name.startswith("_") or name not in self._methods:
-            raise AttributeError(f"actor {self._class_name} has no method {name!r}")
-        return ActorMethod(self, name, {})
-
-    def __reduce__(self):
-        return ActorHandle, (self._actor_id, self._class_name, self._methods)
-
-    def __repr__(self) -> str:
-        return f"Actor({self._class_name}, {self._actor_id})"
-
-
-class ActorMethod:
-    def __init__(self, handle: ActorHandle, name: str, options: dict):
-        self._handle = handle
-        self._name = name
-        self._options = options
-
-    def __call__(self, *args, **kwargs):
-        raise TypeError(f"actor methods cannot be called directly; use "
-                        f"{self._name}.remote(...)")
-
-    def options(self, **options) -> ActorMethod:
-        unknown = sorted(set(options) - {"num_returns", "name"})
-        if unknown:
-            raise ValueError(f"unknown actor method option(s) {unknown}; known options are "
-                             f"['name', 'num_returns']")
-        validate_options({k: v for k, v in options.items() if k == "num_returns"}, actor=False)
-        return ActorMethod(self._handle, self._name, {**self._options, **options})
-
-    def remote(self, *args, **kwargs):
-        c = core.current()
-        task_id = c.new_id()
-        n = self._options.get("num_returns", 1)
-        return_ids = [task_id] if n == 1 else [f"{task_id}.{i}" for i in range(n)]
-        data, deps = _pack_args(args, kwargs)
-        name = self._options.get("name") or f"{self._handle._class_name}.{self._name}"
-        c.submit(TaskSpec(task_id=task_id, name=name, kind=CALL, args=data, deps=deps,
-                             return_ids=return_ids, actor_id=self._handle._actor_id,
-                             method=self._name))
-        refs = [ObjectRef(i) for i in return_ids]
-        return refs[0] if n == 1 else refs
-
-
-def remote(*args, **options):
-    """Make a function a task, or a class an actor: `@remote`, or `@remote(num_cpus=1)`."""
-    if len(args) == 1 and not options and (inspect.isfunction(args[0])
-                                           or inspect.isclass(args[0])):
-        return _make(args[0], {})
-    if args:
-        raise TypeError("remote takes a function or class, or only keyword options: "
-                        "@remote or @remote(num_cpus=1, ...)")
-    return lambda target: _make(target, options)
-
-
-def _make(target: Any, options: dict):
-    if inspect.isclass(target):
-        return ActorClass(target, options)
-    if callable(target):
-        return RemoteFunction(target, options)
-    raise TypeError(f"remote applies to functions and classes, not {type(target).__name__}")
+def _accept_any(what: str, args: tuple, kwargs: dict) -> None:
+    """For a callable whose signature Python cannot tell: the worker finds out."""

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, fields
+from typing import Any, NamedTuple
 
 TASK, ACTOR, CALL = "task", "actor", "call"
 
 # A stored value or error: (True, pickled value) or (False, pickled exception).
 Result = tuple[bool, bytes]
+
+
+class ActorCreation(NamedTuple):
+    """What the node keeps of a new actor besides its creation task."""
+
+    class_meta: Any  # minray.actor.ClassMeta: what `get_actor` hands out
+    name: str | None
+    namespace: str
+    detached: bool  # lives until the node shuts down, whoever holds a handle
+    max_task_retries: int  # how often a call is retried after the actor restarts
+    get_if_exists: bool
 
 
 @dataclass(slots=True)
@@ -28,6 +40,8 @@ class TaskSpec:
     actor_id: str | None = None
     method: str | None = None
     attempts: int = 0
+    handles: list[str] | None = None  # actors whose handles the arguments hold: kept alive
+    actor: ActorCreation | None = None  # an actor's creation: its name, lifetime, ...
 
     def to_wire(self) -> tuple:
         """The fields as a plain tuple: pickles ~4x faster than the dataclass itself."""

@@ -6,6 +6,7 @@ go through the worker's connection to the node, so nested tasks inherit this wor
 
 from __future__ import annotations
 
+import atexit
 import collections
 import itertools
 import os
@@ -19,17 +20,22 @@ import traceback
 
 import cloudpickle
 
-from minray import core
+from minray import core, handles
 from minray import exceptions as exc
 from minray.objects import Arg
 from minray.protocol import (
     Cancel,
     Channel,
+    CreateNamed,
     Done,
     Exit,
+    Exiting,
     Get,
+    Handles,
     Hello,
     KillActor,
+    LookupActor,
+    Message,
     Put,
     Reply,
     Run,
@@ -38,6 +44,8 @@ from minray.protocol import (
 )
 from minray.task import ACTOR, Result, TaskSpec
 from runtime_env.processes import pid_alive
+
+TERMINATE = "__ray_terminate__"
 
 
 class WorkerCore(core.Core):
@@ -49,6 +57,7 @@ class WorkerCore(core.Core):
         self.channel = channel
         self.worker_id = worker_id
         self.job_id = os.environ["MINRAY_JOB_ID"]
+        self.namespace = os.environ["MINRAY_NAMESPACE"]
         self._runtime_env_json = os.environ["MINRAY_RUNTIME_ENV"]
         self.task_id: str | None = None
         self.actor_id: str | None = None
@@ -61,6 +70,10 @@ class WorkerCore(core.Core):
         self._functions: dict[str, object] = {}
         self._sent_functions: set[str] = set()
         self._inbox: collections.deque[Run | Exit] = collections.deque()
+        self._handle_events: collections.deque = collections.deque()
+        self._handles_held: dict[str, int] = {}  # actor id -> this process's live handles
+        self._handles_reported: set[str] = set()  # the actors the node thinks we hold
+        handles.track(self._handle_events)
 
     # ------------------------------------------------------------- the core, for tasks
     @property
@@ -71,17 +84,70 @@ class WorkerCore(core.Core):
         return f"{self.worker_id}.{next(self._ids):x}"
 
     def submit(self, spec: TaskSpec) -> None:
+        self._drop_known_function(spec)
+        if spec.kind == ACTOR:  # the node counts its creator as holding a handle
+            self._handles_reported.add(spec.actor_id)
+        self.send(Submit(spec))
+
+    def submit_named(self, spec: TaskSpec) -> str:
+        self._drop_known_function(spec)
+        self._handles_reported.add(spec.actor_id)
+        req = next(self._requests)
+        self.send(CreateNamed(spec, req))
+        actor_id, error = self._reply_to(req, None)
+        if error is not None:
+            raise ValueError(error)
+        self._handles_reported.add(actor_id)
+        return actor_id
+
+    def get_actor(self, name: str, namespace: str):
+        req = next(self._requests)
+        self.send(LookupActor(req, name, namespace))
+        return self._reply_to(req, None)
+
+    def _drop_known_function(self, spec: TaskSpec) -> None:
+        """A function's bytes go to the node once per worker."""
         if spec.func_id in self._sent_functions:
             spec.func_bytes = None
         elif spec.func_id is not None:
             self._sent_functions.add(spec.func_id)
-        self.channel.send(Submit(spec))
 
     def put(self, object_id: str, data: bytes) -> None:
-        self.channel.send(Put(object_id, data))
+        self.send(Put(object_id, data))
 
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
-        self.channel.send(KillActor(actor_id, no_restart))
+        self.send(KillActor(actor_id, no_restart))
+
+    def send(self, message: Message) -> None:
+        """Send a message, first telling the node of handles gained or lost since the last
+        one, so that it never hears of a task's end before the handles its arguments held."""
+        if self._handle_events:
+            self._report_handles()
+        self.channel.send(message)
+
+    def _report_handles(self) -> None:
+        events, held, escaped = self._handle_events, self._handles_held, []
+        changed = set()
+        while events:
+            actor_id, delta = events.popleft()
+            if delta == handles.ESCAPED:
+                escaped.append(actor_id)
+            else:
+                held[actor_id] = held.get(actor_id, 0) + delta
+                changed.add(actor_id)
+        gained, lost = [], []
+        for actor_id in changed:
+            holds = held.get(actor_id, 0) > 0
+            if not holds:
+                held.pop(actor_id, None)
+            if holds and actor_id not in self._handles_reported:
+                self._handles_reported.add(actor_id)
+                gained.append(actor_id)
+            elif not holds and actor_id in self._handles_reported:
+                self._handles_reported.discard(actor_id)
+                lost.append(actor_id)
+        if gained or lost or escaped:
+            self.channel.send(Handles(gained, lost, escaped))
 
     def get(self, ids: list[str], timeout: float | None) -> list[Result]:
         req = next(self._requests)
@@ -99,10 +165,10 @@ class WorkerCore(core.Core):
 
     def _request(self, request: Get | Wait, timeout: float | None) -> list | None:
         """Ask the node for objects; while this task waits, its CPU is lent to others."""
-        self.channel.send(request)
+        self.send(request)
         reply = self._reply_to(request.req_id, timeout)
         if reply is None:
-            self.channel.send(Cancel(request.req_id))
+            self.send(Cancel(request.req_id))
         return reply
 
     def _reply_to(self, req: int, timeout: float | None):
@@ -124,6 +190,8 @@ class WorkerCore(core.Core):
     # ------------------------------------------------------------- running work
     def serve(self) -> None:
         while True:
+            if self._handle_events:  # a task's handles died with its frame
+                self._report_handles()
             msg = self._inbox.popleft() if self._inbox else self.channel.recv()
             match msg:
                 case Exit():
@@ -145,10 +213,17 @@ class WorkerCore(core.Core):
             else:
                 if self.actor_error is not None:
                     raise self.actor_error
+                if task.method == TERMINATE:
+                    raise exc.ActorExit(f"its {TERMINATE} was called")
                 fn = (getattr(self.actor, task.method) if task.method is not None
                       else self._functions[task.func_id])
                 value = fn(*call_args, **call_kwargs)
                 results = _dump_results(value, len(task.return_ids), task.name)
+        except exc.ActorExit as e:
+            if self.actor_id is None:  # exit_actor() checks this; a task can raise it anyway
+                results = [_dump_error(_task_error(task.name, e))] * len(task.return_ids)
+            else:
+                self._end_actor(task, str(e))
         except (Exception, GeneratorExit) as e:  # noqa: BLE001 - every error goes back
             error = _task_error(task.name, e)
             if task.kind == ACTOR:
@@ -156,7 +231,25 @@ class WorkerCore(core.Core):
             results = [_dump_error(error)] * max(len(task.return_ids), 1)
         finally:
             self.task_id = None
-        self.channel.send(Done(task.task_id, results))
+        self.send(Done(task.task_id, results))
+
+    def _end_actor(self, task: TaskSpec, reason: str) -> None:
+        """End this actor on purpose: its shutdown hook and atexit handlers run, the call
+        that ended it and every later one get ActorDiedError, and it is not restarted."""
+        name = task.name.rpartition(".")[0] or task.name
+        error = exc.ActorDiedError(f"the actor {name} exited on purpose: {reason}")
+        self.send(Exiting(str(error)))
+        shutdown = getattr(self.actor, "__ray_shutdown__", None)
+        try:
+            if shutdown is not None:
+                shutdown()
+        except Exception:  # noqa: BLE001 - the actor ends anyway; say why it did not cleanly
+            traceback.print_exc()
+        self.send(Done(task.task_id, [_dump_error(error)] * max(len(task.return_ids), 1)))
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _load_args(args: bytes, deps: dict[str, bytes]) -> tuple[list, dict]:
@@ -224,7 +317,7 @@ def main() -> None:
             sys.path.append(path)
     channel = Channel(sock)
     worker = WorkerCore(channel, os.environ["MINRAY_WORKER_ID"])
-    channel.send(Hello(worker.worker_id))
+    worker.send(Hello(worker.worker_id))
     threading.Thread(target=_watch_driver, args=(sock, int(os.environ["MINRAY_DRIVER_PID"])),
                      daemon=True).start()
     core.set_current(worker)

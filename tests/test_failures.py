@@ -111,6 +111,7 @@ def _spawned_pids(ray) -> list[int]:
             return os.getpid()
 
     a = A.remote()
+    _spawned_pids.actor = a  # an actor lives while a handle to it does
     return [*ray.get([pid.remote() for _ in range(4)]), ray.get(a.pid.remote()),
             ray.get(spawn.remote())]
 

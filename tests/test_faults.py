@@ -105,7 +105,7 @@ def test_an_actor_whose_env_cannot_be_set_up_raises_runtime_env_setup_error(ray)
 
 def test_a_ref_from_an_earlier_session_fails_at_once(ray):
     @ray.remote
-    def one():
+    def one(x=None):
         return 1
 
     ref = one.remote()

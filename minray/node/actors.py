@@ -1,17 +1,30 @@
 """Actors: each on a worker of its own, created once its env is ready and its arguments
-exist, its calls sent in order, restarted after its worker dies (`max_restarts`), killed."""
+exist, its calls sent in order, restarted after its worker dies (`max_restarts`, with calls
+retried up to `max_task_retries`), killed, or ended once no handle can reach it.
+
+Who can reach an actor: handles alive in the driver (counted from `minray.handles` events),
+workers that hold one (their `Handles` messages), unfinished tasks whose arguments hold one
+(pins), and handles pickled into values (escaped: kept for the session). A detached actor lives
+until the node shuts down; any other ends when none of these is left, or when the worker that
+created it dies.
+"""
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable
 
 import cloudpickle
 
 from minray import exceptions as exc
+from minray import handles
+from minray.node.ids import new_id
 from minray.node.state import Actor, EnvState, Worker, WorkerState
 from minray.node.store import ObjectStore
 from minray.node.workers import WorkerPool, WorkerStartError
-from minray.task import Result, TaskSpec
+from minray.task import CALL, Result, TaskSpec
+
+TERMINATE = "__ray_terminate__"
 
 
 class Actors:
@@ -20,11 +33,25 @@ class Actors:
         self.pool = pool
         self.store = store
         self.actors: dict[str, Actor] = {}
+        self.names: dict[tuple[str, str], Actor] = {}  # (namespace, name) -> a live actor
+        self.handle_events: collections.deque = collections.deque()  # the driver's handles
         self._fail_env = fail_env
 
-    def create(self, spec: TaskSpec, env: EnvState) -> None:
-        actor = Actor(spec.actor_id, spec, env, restarts_left=spec.max_restarts)
+    # ------------------------------------------------------------------ names
+    def named(self, namespace: str, name: str) -> Actor | None:
+        """The live actor of that name, if any."""
+        actor = self.names.get((namespace, name))
+        return actor if actor is not None and actor.ending is None else None
+
+    def create(self, spec: TaskSpec, env: EnvState, owner: str | None) -> None:
+        actor = Actor(spec.actor_id, spec, env, restarts_left=spec.max_restarts, owner=owner)
+        if owner is not None:
+            actor.holders.add(owner)  # its creator holds the first handle
         self.actors[actor.id] = actor
+        creation = spec.actor
+        if creation.name is not None:
+            self.names[(creation.namespace, creation.name)] = actor
+        self.pin_handles(spec.handles)
         self._start(actor)
 
     def call(self, spec: TaskSpec) -> None:
@@ -35,6 +62,7 @@ class Actors:
         actor.queue.append(spec)
         self._pump(actor)
 
+    # ------------------------------------------------------------------ envs and workers
     def env_ready(self, env: EnvState) -> None:
         for actor in self.actors.values():
             if actor.env is env and actor.worker is None and actor.dead is None:
@@ -47,7 +75,7 @@ class Actors:
             running = actor.worker is not None and actor.worker.state is WorkerState.BUSY
             if actor.env is env and actor.dead is None and not running:
                 self._died(actor, exc.ActorEnvSetupError(
-                    f"actor {actor.spec.name} could not start: {env.error}"), restart=False)
+                    f"actor {actor.name} could not start: {env.error}"), restart=False)
 
     def connected(self, worker: Worker) -> None:
         """The actor's worker said hello: create the instance once its arguments exist, then
@@ -60,7 +88,7 @@ class Actors:
             if failed is not None:
                 cause = cloudpickle.loads(failed[1])
                 self._died(actor, exc.ActorDiedError(
-                    f"actor {spec.name} could not be created: an argument failed:\n{cause}"),
+                    f"actor {actor.name} could not be created: an argument failed:\n{cause}"),
                     restart=False)
                 return
             self.pool.run(worker, spec)
@@ -74,12 +102,19 @@ class Actors:
             if not results[0][0]:
                 cause = cloudpickle.loads(results[0][1])
                 self._died(actor, exc.ActorDiedError(
-                    f"actor {actor.spec.name} failed in its constructor:\n{cause}"),
-                    restart=False)
+                    f"actor {actor.name} failed in its constructor:\n{cause}"), restart=False)
             return
         call = actor.inflight.pop(task_id, None)
         if call is not None:  # None: already failed when the actor died
             self.store.complete(call, results)
+
+    def exiting(self, worker: Worker, reason: str) -> None:
+        """The actor ends on purpose (exit_actor, __ray_terminate__): no restart, and calls
+        not yet sent fail now."""
+        actor = worker.actor
+        actor.ending = actor.ending or reason
+        actor.restarts_left = 0
+        self._fail_queue(actor, exc.ActorDiedError(actor.ending))
 
     def worker_exited(self, worker: Worker, how: str) -> None:
         """The actor's process ended (`how`: why, in words): restart it if it may."""
@@ -88,10 +123,27 @@ class Actors:
             return
         actor.worker = None
         if actor.dead is None:
-            self._died(actor, exc.ActorDiedError(
-                f"the worker of actor {actor.spec.name} died ({how})"), restart=True)
+            if actor.ending is not None:
+                self._died(actor, exc.ActorDiedError(actor.ending), restart=False)
+            else:
+                self._died(actor, exc.ActorDiedError(
+                    f"the worker of actor {actor.name} died ({how})"), restart=True)
 
-    def kill(self, actor_id: str, no_restart: bool) -> None:
+    def worker_gone(self, worker: Worker, *, crashed: bool) -> None:
+        """A worker process ended: it holds no handle any more, and the actors it created die
+        with it if it crashed or was killed (unless detached). When the node retired it, they
+        pass to the driver."""
+        for actor in list(self.actors.values()):
+            if actor.owner == worker.id:
+                actor.owner = None
+                if crashed and not actor.spec.actor.detached:
+                    self.kill(actor.id, no_restart=True,
+                              why=f"the worker that created it died ({worker.id})")
+            if worker.id in actor.holders:
+                actor.holders.discard(worker.id)
+                self._end_if_unreachable(actor)
+
+    def kill(self, actor_id: str, no_restart: bool, why: str = "it was killed by kill()") -> None:
         actor = self.actors.get(actor_id)
         if actor is None or actor.dead is not None:
             return
@@ -100,14 +152,86 @@ class Actors:
         if actor.worker is not None and actor.worker.state is not WorkerState.DEAD:
             self.pool.kill(actor.worker)
         if no_restart:
-            self._died(actor, exc.ActorDiedError(
-                f"actor {actor.spec.name} was killed by minray.kill()"), restart=False)
+            self._died(actor, exc.ActorDiedError(f"actor {actor.name} is dead: {why}"),
+                       restart=False)
+
+    # ------------------------------------------------------------------ handles
+    def handles_changed(self, worker: Worker, gained: list[str], lost: list[str],
+                        escaped: list[str]) -> None:
+        """A worker's `Handles` message."""
+        for actor_id in gained:
+            actor = self.actors.get(actor_id)
+            if actor is not None:
+                actor.holders.add(worker.id)
+        for actor_id in escaped:
+            actor = self.actors.get(actor_id)
+            if actor is not None:
+                actor.escaped = True
+        for actor_id in lost:
+            actor = self.actors.get(actor_id)
+            if actor is not None:
+                actor.holders.discard(worker.id)
+                self._end_if_unreachable(actor)
+
+    def pin_handles(self, actor_ids: list[str] | None) -> None:
+        for actor_id in actor_ids or ():
+            actor = self.actors.get(actor_id)
+            if actor is not None:
+                actor.pins += 1
+
+    def unpin_handles(self, actor_ids: list[str] | None) -> None:
+        for actor_id in actor_ids or ():
+            actor = self.actors.get(actor_id)
+            if actor is not None:
+                actor.pins -= 1
+                self._end_if_unreachable(actor)
+
+    def collect_handles(self) -> None:
+        """Count the driver's handles born and collected since last time; end the actors that
+        nothing reaches any more."""
+        events, dropped = self.handle_events, []
+        while events:
+            actor_id, delta = events.popleft()
+            actor = self.actors.get(actor_id)
+            if actor is None:
+                continue
+            if delta == handles.ESCAPED:
+                actor.escaped = True
+            else:
+                actor.driver_handles += delta
+                if delta == handles.DIED:
+                    dropped.append(actor)
+        for actor in dropped:
+            self._end_if_unreachable(actor)
+
+    def _end_if_unreachable(self, actor: Actor) -> None:
+        if self.handle_events:
+            self.collect_handles()  # a handle born meanwhile may still reach it
+        if (actor.dead is not None or actor.ending is not None or actor.spec.actor.detached
+                or actor.driver_handles > 0 or actor.holders or actor.pins or actor.escaped):
+            return
+        self.terminate(actor, f"actor {actor.name} ended: no handle to it is left")
+
+    def terminate(self, actor: Actor, reason: str) -> None:
+        """End an actor gracefully, after the calls queued before: as its __ray_terminate__."""
+        actor.ending = reason
+        actor.restarts_left = 0
+        worker = actor.worker
+        if not actor.queue and (worker is None or worker.state is WorkerState.STARTING):
+            if worker is not None:  # nothing for it to do: no need to let it start
+                self.pool.kill(worker)
+            self._died(actor, exc.ActorDiedError(reason), restart=False)
+            return
+        actor.queue.append(TaskSpec(
+            task_id=new_id(), name=f"{actor.name}.{TERMINATE}", kind=CALL, args=b"", deps=[],
+            return_ids=[], actor_id=actor.id, method=TERMINATE))
+        self._pump(actor)
 
     # ------------------------------------------------------------------ inside
     def _start(self, actor: Actor) -> None:
         if actor.env.error is not None:
             self._died(actor, exc.ActorEnvSetupError(
-                f"actor {actor.spec.name} could not start: {actor.env.error}"), restart=False)
+                f"actor {actor.name} could not start: {actor.env.error}"), restart=False)
             return
         if actor.env.launch is None:
             return  # started when its env is ready
@@ -118,7 +242,7 @@ class Actors:
                 self._fail_env(actor.env, exc.RuntimeEnvSetupError(str(e)))
             else:
                 self._died(actor, exc.ActorDiedError(
-                    f"actor {actor.spec.name} could not start: {e}"), restart=False)
+                    f"actor {actor.name} could not start: {e}"), restart=False)
 
     def _pump(self, actor: Actor) -> None:
         """Send queued calls in order, each once its arguments are ready."""
@@ -139,18 +263,39 @@ class Actors:
             self.pool.run(worker, call)
 
     def _died(self, actor: Actor, error: exc.ActorDiedError, *, restart: bool) -> None:
+        retried = self._calls_to_retry(actor) if restart and actor.restarts_left != 0 else []
         for call in actor.inflight.values():
             self.store.fail(call, error)
         actor.inflight.clear()
         if restart and actor.restarts_left != 0:
             actor.restarts_left -= 1
             actor.restarts += 1
+            actor.queue.extendleft(reversed(retried))
             self._start(actor)
             return
         actor.dead = error
+        creation = actor.spec.actor
+        if self.names.get((creation.namespace, creation.name)) is actor:
+            del self.names[(creation.namespace, creation.name)]
         self.store.unpin(actor.spec.deps)
+        self.unpin_handles(actor.spec.handles)
+        actor.spec.args = b""  # no restart will need them
+        self._fail_queue(actor, error)
+        if actor.worker is not None and actor.worker.alive:
+            self.pool.retire(actor.worker)
+
+    def _calls_to_retry(self, actor: Actor) -> list[TaskSpec]:
+        """The in-flight calls that `max_task_retries` lets run again on the restarted actor,
+        in the order they were made; taken out of `inflight`."""
+        limit = actor.spec.actor.max_task_retries
+        retried = [call for call in actor.inflight.values()
+                   if limit < 0 or call.attempts < limit]
+        for call in retried:
+            call.attempts += 1
+            del actor.inflight[call.task_id]
+        return retried
+
+    def _fail_queue(self, actor: Actor, error: exc.ActorDiedError) -> None:
         for call in actor.queue:
             self.store.fail(call, error)
         actor.queue.clear()
-        if actor.worker is not None and actor.worker.alive:
-            self.pool.retire(actor.worker)

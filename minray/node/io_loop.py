@@ -91,7 +91,7 @@ class IOLoop:
     def stop(self) -> None:
         """End the thread at its next turn; `shutdown` joins it after releasing the lock."""
         self._stopped = True
-        self._wake()
+        self.wake()
 
     # ------------------------------------------------------------------ after the lock
     def join_and_close(self, timeout: float) -> None:
@@ -213,12 +213,12 @@ class IOLoop:
         if events != conn.events:
             conn.events = events
             self._selector.modify(conn.sock, events, conn.on_event)
-            self._wake()
+            self.wake()
 
     # ------------------------------------------------------------------ selector helpers
     def _register(self, fileobj, events: int, callback) -> None:
         self._selector.register(fileobj, events, callback)
-        self._wake()
+        self.wake()
 
     def _unregister(self, fileobj) -> None:
         try:
@@ -226,7 +226,7 @@ class IOLoop:
         except (KeyError, ValueError):
             pass
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         """Make select() see a changed registration, unless we are its own thread."""
         if threading.current_thread() is not self._thread:
             try:

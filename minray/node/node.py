@@ -12,7 +12,7 @@ import os
 import threading
 
 import runtime_env as renv
-from minray import core
+from minray import core, handles
 from minray import exceptions as exc
 from minray.node import session
 from minray.node.actors import Actors
@@ -23,7 +23,22 @@ from minray.node.scheduler import Scheduler
 from minray.node.state import EnvState, Request, Worker, WorkerState
 from minray.node.store import ObjectStore
 from minray.node.workers import BOOT_SCRIPT, WorkerPool, launch_vars, out_of_resources
-from minray.protocol import Cancel, Done, Get, Hello, KillActor, Message, Put, Reply, Submit, Wait
+from minray.protocol import (
+    Cancel,
+    CreateNamed,
+    Done,
+    Exiting,
+    Get,
+    Handles,
+    Hello,
+    KillActor,
+    LookupActor,
+    Message,
+    Put,
+    Reply,
+    Submit,
+    Wait,
+)
 from minray.task import ACTOR, CALL, Result, TaskSpec
 from runtime_env import processes
 
@@ -33,9 +48,10 @@ class Node(core.Core):
     worker_id = "driver"
 
     def __init__(self, *, num_cpus: int, job_env: renv.RuntimeEnv, job_id: str,
-                 cache: renv.Cache | None = None):
+                 namespace: str, cache: renv.Cache | None = None):
         self.num_cpus = num_cpus
         self.job_id = job_id
+        self.namespace = namespace
         self.session_dir = session.new_session_dir()
         self.setup_log = session.new_log(
             str(self.session_dir / "logs" / f"runtime_env_setup-{job_id}.log"))
@@ -48,9 +64,11 @@ class Node(core.Core):
                          on_message=self._on_message, on_exit=self._on_exit,
                          on_refused=self._on_refused, on_tick=self._on_tick)
         self.pool = WorkerPool(self.io, self.store, cwd=os.getcwd(),
-                               launch_vars=launch_vars(self._socket, job_id, num_cpus))
+                               launch_vars=launch_vars(self._socket, job_id, num_cpus, namespace))
         self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self._fail_env)
         self.actors = Actors(self.pool, self.store, fail_env=self._fail_env)
+        self.store.release_handles = self.actors.unpin_handles
+        handles.track(self.actors.handle_events, self.io.wake)
         self.envs = Envs(self._lock, self.setup_log, cache, on_ready=self._env_ready,
                          on_failed=self._fail_env)
         with self._lock:
@@ -69,6 +87,14 @@ class Node(core.Core):
     def submit(self, spec: TaskSpec) -> None:
         with self._lock:
             self._submit(spec, self.job_env)
+
+    def submit_named(self, spec: TaskSpec) -> str:
+        with self._lock:
+            return self._submit_named(spec, self.job_env, None)
+
+    def get_actor(self, name: str, namespace: str):
+        with self._lock:
+            return self._lookup(name, namespace)
 
     def put(self, object_id: str, data: bytes) -> None:
         with self._lock:
@@ -112,7 +138,27 @@ class Node(core.Core):
                     f"down; its value is gone (objects do not outlive shutdown())")
 
     # ------------------------------------------------------------------ submission
-    def _submit(self, spec: TaskSpec, parent: EnvState) -> None:
+    def _submit_named(self, spec: TaskSpec, parent: EnvState, owner: Worker | None) -> str:
+        """Create a named actor unless the name is taken: then the holder's id, for
+        get_if_exists, or ValueError."""
+        if spec.func_bytes is not None:  # the sender counts it as sent, whatever happens
+            self.pool.functions.setdefault(spec.func_id, spec.func_bytes)
+        creation = spec.actor
+        existing = self.actors.named(creation.namespace, creation.name)
+        if existing is None:
+            self._submit(spec, parent, owner)
+            return spec.actor_id
+        if creation.get_if_exists:
+            return existing.id
+        raise ValueError(f"an actor named {creation.name!r} already exists in namespace "
+                         f"{creation.namespace!r}; pass get_if_exists=True to get it, or "
+                         f"minray.get_actor({creation.name!r})")
+
+    def _lookup(self, name: str, namespace: str):
+        actor = self.actors.named(namespace, name)
+        return None if actor is None else (actor.id, actor.spec.actor.class_meta)
+
+    def _submit(self, spec: TaskSpec, parent: EnvState, owner: Worker | None = None) -> None:
         if self._closed:
             raise exc.RayError("minray has been shut down; call minray.init() again")
         self._check_session(spec.deps)
@@ -122,12 +168,15 @@ class Node(core.Core):
         self.store.collect()
         self.store.pin(spec.deps)  # until the task finishes: a retry needs its arguments again
         if spec.kind == CALL:
+            self.actors.pin_handles(spec.handles)
             self.actors.call(spec)
             return
         env = self.envs.for_task(parent, spec.runtime_env)
         if spec.kind == ACTOR:
-            self.actors.create(spec, env)
-        elif env.error is not None:
+            self.actors.create(spec, env, owner and owner.id)
+            return
+        self.actors.pin_handles(spec.handles)
+        if env.error is not None:
             self.store.fail(spec, env.error)
         else:
             self.store.when_all_ready(spec.deps, lambda: self._enqueue(spec, env))
@@ -179,9 +228,22 @@ class Node(core.Core):
                 self._on_done(worker, task_id, results)
             case Submit(task=task):
                 try:
-                    self._submit(task, worker.env)
+                    self._submit(task, worker.env, worker)
                 except Exception as e:  # noqa: BLE001 - the submitter learns it from get()
                     self.store.fail(task, exc.RayError(f"cannot submit: {e}"))
+            case CreateNamed(task=task, req_id=req_id):
+                try:
+                    answer = (self._submit_named(task, worker.env, worker), None)
+                except Exception as e:  # noqa: BLE001 - the creator raises it
+                    answer = (None, str(e))
+                self.pool.send(worker, Reply(req_id, answer))
+            case LookupActor(req_id=req_id, name=name, namespace=namespace):
+                self.pool.send(worker, Reply(req_id, self._lookup(name, namespace)))
+            case Handles(gained=gained, lost=lost, escaped=escaped):
+                self.actors.handles_changed(worker, gained, lost, escaped)
+            case Exiting(reason=reason):
+                if worker.actor is not None:
+                    self.actors.exiting(worker, reason)
             case Put(object_id=object_id, data=data):
                 self.store.store(object_id, (True, data))
             case Get() | Wait():
@@ -237,6 +299,7 @@ class Node(core.Core):
             return
         was = worker.state
         how = self.pool.exited(worker)
+        self.actors.worker_gone(worker, crashed=was is not WorkerState.LEAVING)
         if was is WorkerState.STARTING:
             self._start_failed(worker, how)
         elif worker.actor is not None:
@@ -273,8 +336,10 @@ class Node(core.Core):
             worker.refused = True
 
     def _on_tick(self) -> float | None:
-        """After each turn of the I/O loop: end workers that never connected, and without
-        pidfds look for exits. Returns how long the loop may sleep."""
+        """After each turn of the I/O loop: end actors whose last handle the driver dropped,
+        end workers that never connected, and without pidfds look for exits. Returns how long
+        the loop may sleep."""
+        self.actors.collect_handles()
         wait = self.pool.end_overdue()
         if self.io.pidfds:
             return wait
@@ -294,6 +359,7 @@ class Node(core.Core):
             if self._closed:
                 return
             self._closed = self.envs.closed = True
+            handles.track(None)
             workers = list(self.pool)
             connected = [w for w in workers if w.conn is not None]
             descendants = self.pool.all_processes()

@@ -85,14 +85,15 @@ class Worker:
 
 
 class Actor:
-    """An actor: its creation task, its worker, and its calls."""
+    """An actor: its creation task, its worker, its calls, and who can still reach it."""
 
     __slots__ = ("id", "spec", "env", "restarts_left", "worker", "queue", "inflight", "dead",
-                 "restarts")
+                 "restarts", "owner", "holders", "driver_handles", "pins", "escaped", "ending")
 
-    def __init__(self, id: str, spec: TaskSpec, env: EnvState, restarts_left: int):
+    def __init__(self, id: str, spec: TaskSpec, env: EnvState, restarts_left: int,
+                 owner: str | None):
         self.id = id
-        self.spec = spec  # the creation task
+        self.spec = spec  # the creation task; spec.actor says its name, lifetime, ...
         self.env = env
         self.restarts_left = restarts_left
         self.worker: Worker | None = None
@@ -100,3 +101,14 @@ class Actor:
         self.inflight: dict[str, TaskSpec] = {}  # calls sent, not answered
         self.dead: exc.ActorDiedError | None = None
         self.restarts = 0
+        # Who can still reach it: when none can, it ends (unless detached)
+        self.owner = owner  # the worker that created it (None: the driver); it dies with it
+        self.holders: set[str] = set()  # workers holding a handle to it
+        self.driver_handles = 0  # handles to it alive in the driver
+        self.pins = 0  # unfinished tasks whose arguments hold a handle to it
+        self.escaped = False  # a handle was pickled into a value: kept for the session
+        self.ending: str | None = None  # why it is ending on purpose, once it is
+
+    @property
+    def name(self) -> str:
+        return self.spec.name

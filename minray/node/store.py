@@ -30,6 +30,8 @@ class ObjectStore:
         self._ref_events: collections.deque = collections.deque()  # (id, +1 or -1)
         self._escaped: set[str] = set()
         self._waiters: dict[str, list[Callable[[str], None]]] = {}
+        # set by the node: a finished task no longer keeps alive the actors its args name
+        self.release_handles: Callable[[list[str] | None], None] = _ignore
         objects.track(self._ref_events, self._escaped)
 
     def close(self) -> None:
@@ -57,6 +59,8 @@ class ObjectStore:
         for oid, result in zip(task.return_ids, results, strict=False):
             self.store(oid, result)
         self.unpin(task.deps)
+        if task.handles:
+            self.release_handles(task.handles)
 
     def fail(self, task: TaskSpec, error: BaseException) -> None:
         """Every result of the task is `error`."""
@@ -136,4 +140,8 @@ class ObjectStore:
 
 
 def _nothing() -> None:
+    pass
+
+
+def _ignore(_ids) -> None:
     pass

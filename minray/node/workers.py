@@ -198,12 +198,14 @@ def exit_description(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def launch_vars(socket_path: str, job_id: str, num_cpus: int) -> dict[str, str]:
+def launch_vars(socket_path: str, job_id: str, num_cpus: int,
+                namespace: str) -> dict[str, str]:
     """What every worker of this node is told, besides its env's own variables."""
     return {
         "MINRAY_NODE_SOCKET": socket_path,
         "MINRAY_DRIVER_PID": str(os.getpid()),
         "MINRAY_JOB_ID": job_id,
+        "MINRAY_NAMESPACE": namespace,
         "MINRAY_NUM_CPUS": str(num_cpus),
         "MINRAY_WORKER_PATH": os.pathsep.join(_worker_import_paths()),
         "MINRAY_DRIVER_SYS_PATH": os.pathsep.join(_driver_code_paths()),

@@ -1,0 +1,223 @@
+"""Actors as Ray has them: `@remote` classes, their handles and methods, `method`, `exit_actor`.
+
+A handle knows its actor's id and what the class looks like (each method's signature, so a wrong
+call fails at `.remote()`, and its `num_returns`); it pickles with that, so a handle passed to a
+task or found with `get_actor` works the same anywhere. Handles report where they are
+(`minray.handles`), so an actor stops once none is left.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, NamedTuple
+
+from minray import core, handles
+from minray import exceptions as exc
+from minray.objects import ObjectRef
+from minray.remote import _Remote, pack_args, return_ids
+from minray.signatures import CallCheck
+from minray.task import ACTOR, CALL, ActorCreation, TaskSpec
+
+TERMINATE = "__ray_terminate__"  # the method that ends an actor once its earlier calls ran
+_METHOD_OPTIONS = {"num_returns", "name"}
+
+
+def method(**options):
+    """`@method(num_returns=2)` on an actor's method: the default options of its calls."""
+    unknown = sorted(set(options) - _METHOD_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown method option(s) {unknown}; known options are "
+                         f"{sorted(_METHOD_OPTIONS)}")
+    _check_num_returns(options)
+
+    def decorate(fn):
+        fn.__minray_method_options__ = options
+        return fn
+
+    return decorate
+
+
+def exit_actor() -> None:
+    """End the actor this is called in, once the current call returns: its `atexit` handlers
+    and `__ray_shutdown__` run, the caller of this call and of every later one gets
+    ActorDiedError, and the actor is not restarted."""
+    c = core.get_current()
+    if c is None or c.is_driver or c.actor_id is None:
+        raise TypeError("exit_actor() can only be called inside an actor's method")
+    raise exc.ActorExit("exit_actor() was called")
+
+
+class MethodMeta(NamedTuple):
+    check: CallCheck | None  # None when Python cannot tell the signature
+    num_returns: int = 1
+
+
+class ClassMeta(NamedTuple):
+    """What a handle knows of its actor's class."""
+
+    name: str
+    methods: dict[str, MethodMeta]
+
+
+_TERMINATE_META = MethodMeta(CallCheck(inspect.Signature()))
+
+
+def _check_num_returns(options: dict) -> None:
+    n = options.get("num_returns", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"num_returns must be an int >= 1, got {n!r}")
+
+
+class ActorClass(_Remote):
+    """A class made an actor by `@remote`: `.remote(...)` starts one. Its class and static
+    attributes are reachable through it, as in Ray (`Counter.LIMIT` inside a method)."""
+
+    _actor = True
+
+    def __init__(self, target: type, options: dict):
+        super().__init__(target, options)
+        self._meta: ClassMeta | None = None
+        self._init_check: CallCheck | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        target = self.__dict__.get("_target")
+        if target is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(target, name)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(dir(self._target)))
+
+    def __mro_entries__(self, bases):
+        raise exc.ActorClassInheritanceException(
+            f"cannot inherit from actor class {self.__qualname__!r}: inheriting from an actor "
+            f"class is not supported. Inherit from a plain class and put @remote on the "
+            f"subclass")
+
+    def _class_meta(self) -> ClassMeta:
+        if self._meta is None:
+            self._meta = ClassMeta(self.__qualname__, _methods(self._target))
+            self._init_check = CallCheck.of(self._target)
+        return self._meta
+
+    def _remote(self, args: tuple, kwargs: dict, options: dict) -> ActorHandle:
+        meta = self._class_meta()
+        if self._init_check is not None:
+            self._init_check(f"{self.__qualname__}.remote()", args, kwargs)
+        c = core.current()
+        func_id, func_bytes = self._exported_target()
+        actor_id = c.new_id()
+        data, deps, held = pack_args(args, kwargs)
+        name = options.get("name")
+        if name is None and options.get("get_if_exists"):
+            raise ValueError("get_if_exists=True needs a name=: only named actors can be found")
+        creation = ActorCreation(
+            meta, name, options.get("namespace") or c.namespace,
+            options.get("lifetime") == "detached", options.get("max_task_retries", 0),
+            bool(options.get("get_if_exists")))
+        spec = TaskSpec(
+            task_id=actor_id, name=self.__qualname__, kind=ACTOR, args=data, deps=deps,
+            return_ids=[], func_id=func_id, func_bytes=func_bytes,
+            num_cpus=options.get("num_cpus") or 0, runtime_env=options.get("runtime_env"),
+            max_restarts=options.get("max_restarts", 0), actor_id=actor_id, handles=held,
+            actor=creation)
+        if name is None:
+            c.submit(spec)
+        else:
+            actor_id = c.submit_named(spec)  # another's id, for get_if_exists
+        return ActorHandle(actor_id, meta)
+
+
+def _methods(cls: type) -> dict[str, MethodMeta]:
+    """Each public method's signature check and default options."""
+    methods = {}
+    for name, _ in inspect.getmembers(cls, callable):
+        if name.startswith("__"):
+            continue
+        raw = inspect.getattr_static(cls, name)
+        if isinstance(raw, staticmethod):
+            check = CallCheck.of(raw.__func__)
+        elif isinstance(raw, classmethod):
+            check = CallCheck.of(raw.__func__, drop_first=True)
+        elif inspect.isfunction(raw):
+            check = CallCheck.of(raw, drop_first=True)
+        else:
+            check = None
+        options = getattr(raw.__func__ if isinstance(raw, (staticmethod, classmethod)) else raw,
+                          "__minray_method_options__", {})
+        methods[name] = MethodMeta(check, options.get("num_returns", 1))
+    return methods
+
+
+class ActorHandle:
+    """A reference to a live actor; pass it to other tasks freely. The actor stops once no
+    handle to it is left anywhere (unless it is detached)."""
+
+    def __init__(self, actor_id: str, meta: ClassMeta):
+        self._actor_id = actor_id
+        self._meta = meta
+        handles.born(actor_id)
+
+    def __del__(self):
+        actor_id = self.__dict__.get("_actor_id")
+        if actor_id is not None:
+            handles.died(actor_id)
+
+    def __getattr__(self, name: str) -> ActorMethod:
+        meta = self.__dict__.get("_meta")
+        if meta is None:
+            raise AttributeError(name)
+        if name == TERMINATE:
+            return ActorMethod(self, name, _TERMINATE_META, {})
+        method_meta = None if name.startswith("__") else meta.methods.get(name)
+        if method_meta is None:
+            raise AttributeError(f"actor {meta.name} has no method {name!r}")
+        return ActorMethod(self, name, method_meta, {})
+
+    def __reduce__(self):
+        handles.pickled(self._actor_id)
+        return ActorHandle, (self._actor_id, self._meta)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    def __hash__(self) -> int:
+        return hash(self._actor_id)
+
+    def __repr__(self) -> str:
+        return f"Actor({self._meta.name}, {self._actor_id})"
+
+
+class ActorMethod:
+    def __init__(self, handle: ActorHandle, name: str, meta: MethodMeta, options: dict):
+        self._handle = handle
+        self._name = name
+        self._meta = meta
+        self._options = options
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"actor methods cannot be called directly; use "
+                        f"{self._name}.remote(...)")
+
+    def options(self, **options) -> ActorMethod:
+        unknown = sorted(set(options) - _METHOD_OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown actor method option(s) {unknown}; known options are "
+                             f"{sorted(_METHOD_OPTIONS)}")
+        _check_num_returns(options)
+        return ActorMethod(self._handle, self._name, self._meta, {**self._options, **options})
+
+    def remote(self, *args, **kwargs):
+        handle, meta = self._handle, self._meta
+        if meta.check is not None:
+            meta.check(f"{handle._meta.name}.{self._name}.remote()", args, kwargs)
+        c = core.current()
+        task_id = c.new_id()
+        ids = return_ids(task_id, self._options.get("num_returns", meta.num_returns))
+        data, deps, held = pack_args(args, kwargs)
+        name = self._options.get("name") or f"{handle._meta.name}.{self._name}"
+        c.submit(TaskSpec(task_id=task_id, name=name, kind=CALL, args=data, deps=deps,
+                          return_ids=ids, actor_id=handle._actor_id, method=self._name,
+                          handles=held))
+        refs = [ObjectRef(i) for i in ids]
+        return refs[0] if len(refs) == 1 else refs
