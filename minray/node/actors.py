@@ -103,6 +103,9 @@ class Actors:
                 cause = cloudpickle.loads(results[0][1])
                 self._died(actor, exc.ActorDiedError(
                     f"actor {actor.name} failed in its constructor:\n{cause}"), restart=False)
+            elif actor.restarts_left == 0:  # no restart will unpickle its arguments again
+                held, actor.spec.handles = actor.spec.handles, None
+                self.unpin_handles(held)
             return
         call = actor.inflight.pop(task_id, None)
         if call is not None:  # None: already failed when the actor died
