@@ -103,7 +103,10 @@ class WorkerCore(core.Core):
     def get_actor(self, name: str, namespace: str):
         req = next(self._requests)
         self.send(LookupActor(req, name, namespace))
-        return self._reply_to(req, None)
+        found = self._reply_to(req, None)
+        if found is not None:  # the node counts us as holding it from now on
+            self._handles_reported.add(found[0])
+        return found
 
     def _drop_known_function(self, spec: TaskSpec) -> None:
         """A function's bytes go to the node once per worker."""

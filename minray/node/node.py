@@ -149,14 +149,22 @@ class Node(core.Core):
             self._submit(spec, parent, owner)
             return spec.actor_id
         if creation.get_if_exists:
+            if owner is not None:  # it will hold a handle: count it now, as for a lookup
+                existing.holders.add(owner.id)
             return existing.id
         raise ValueError(f"an actor named {creation.name!r} already exists in namespace "
                          f"{creation.namespace!r}; pass get_if_exists=True to get it, or "
                          f"minray.get_actor({creation.name!r})")
 
-    def _lookup(self, name: str, namespace: str):
+    def _lookup(self, name: str, namespace: str, worker: Worker | None = None):
+        """A named actor's id and class; a worker that asks will hold a handle to it from
+        now on (it reports when it stops)."""
         actor = self.actors.named(namespace, name)
-        return None if actor is None else (actor.id, actor.spec.actor.class_meta)
+        if actor is None:
+            return None
+        if worker is not None:
+            actor.holders.add(worker.id)
+        return actor.id, actor.spec.actor.class_meta
 
     def _submit(self, spec: TaskSpec, parent: EnvState, owner: Worker | None = None) -> None:
         if self._closed:
@@ -238,7 +246,7 @@ class Node(core.Core):
                     answer = (None, str(e))
                 self.pool.send(worker, Reply(req_id, answer))
             case LookupActor(req_id=req_id, name=name, namespace=namespace):
-                self.pool.send(worker, Reply(req_id, self._lookup(name, namespace)))
+                self.pool.send(worker, Reply(req_id, self._lookup(name, namespace, worker)))
             case Handles(gained=gained, lost=lost, escaped=escaped):
                 self.actors.handles_changed(worker, gained, lost, escaped)
             case Exiting(reason=reason):
