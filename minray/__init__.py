@@ -7,22 +7,27 @@ per-task and per-actor runtime environments, prepared once and cached across run
 from minray import actor, exceptions
 from minray.actor import ActorClass, ActorHandle, method
 from minray.api import (
+    available_resources,
+    cluster_resources,
     get,
     get_actor,
+    get_gpu_ids,
     get_runtime_context,
     init,
     is_initialized,
     kill,
+    nodes,
     put,
     remote,
     shutdown,
     wait,
 )
-from minray.objects import ObjectRef
+from minray.objects import ObjectID, ObjectRef
 from minray.remote import RemoteFunction
 
 __version__ = "0.1.0"
 
-__all__ = ["ActorClass", "ActorHandle", "ObjectRef", "RemoteFunction", "actor", "exceptions",
-           "get", "get_actor", "get_runtime_context", "init", "is_initialized", "kill", "method",
-           "put", "remote", "shutdown", "wait"]
+__all__ = ["ActorClass", "ActorHandle", "ObjectID", "ObjectRef", "RemoteFunction", "actor",
+           "available_resources", "cluster_resources", "exceptions", "get", "get_actor",
+           "get_gpu_ids", "get_runtime_context", "init", "is_initialized", "kill", "method",
+           "nodes", "put", "remote", "shutdown", "wait"]

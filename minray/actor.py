@@ -11,10 +11,10 @@ from __future__ import annotations
 import inspect
 from typing import Any, NamedTuple
 
-from minray import core, handles
+from minray import core, handles, resources
 from minray import exceptions as exc
 from minray.objects import ObjectRef
-from minray.remote import _Remote, pack_args, return_ids
+from minray.remote import _ASKS, _Remote, pack_args, return_ids
 from minray.signatures import CallCheck
 from minray.task import ACTOR, CALL, ActorCreation, TaskSpec
 
@@ -105,6 +105,8 @@ class ActorClass(_Remote):
         if self._init_check is not None:
             self._init_check(f"{self.__qualname__}.remote()", args, kwargs)
         c = core.current()
+        asked = resources.demand(options) if _ASKS.intersection(options) else None
+        c.check_resources(options.get("num_cpus") or 0, asked)
         func_id, func_bytes = self._exported_target()
         actor_id = c.new_id()
         data, deps, held = pack_args(args, kwargs)
@@ -120,7 +122,7 @@ class ActorClass(_Remote):
             return_ids=[], func_id=func_id, func_bytes=func_bytes,
             num_cpus=options.get("num_cpus") or 0, runtime_env=options.get("runtime_env"),
             max_restarts=options.get("max_restarts", 0), actor_id=actor_id, handles=held,
-            actor=creation)
+            actor=creation, resources=asked)
         if name is None:
             c.submit(spec)
         else:

@@ -18,7 +18,7 @@ import cloudpickle
 
 from minray import core
 from minray.actor import ActorClass, ActorHandle
-from minray.objects import ObjectRef, value_of
+from minray.objects import ObjectRef, id_hex, value_of
 from minray.remote import RemoteFunction
 
 JOB_RUNTIME_ENV_VAR = "MINRAY_JOB_RUNTIME_ENV"  # set by `minray job submit`
@@ -35,17 +35,40 @@ class _Initialized(dict):
         self._core = node
 
 
-def init(num_cpus: int | None = None, runtime_env: dict | None = None,
-         ignore_reinit_error: bool = False, *, address: str | None = None,
-         namespace: str | None = None, log_to_driver: bool = True,
-         include_dashboard: bool | None = None, logging_level: Any = None) -> _Initialized:
-    """Start the embedded local node. Cheap: workers start when tasks need them."""
+# Ray's init parameters that tune what minray does not have (a dashboard, an object store
+# process, log forwarding, ...): accepted, so Ray code runs unchanged, and ignored.
+_IGNORED_INIT_OPTIONS = frozenset((
+    "object_store_memory", "local_mode", "include_dashboard", "dashboard_host",
+    "dashboard_port", "job_config", "configure_logging", "logging_level", "logging_format",
+    "logging_config", "log_to_driver", "labels", "enable_resource_isolation",
+    "system_reserved_cpu", "system_reserved_memory", "_enable_object_reconstruction",
+    "_system_config", "_temp_dir", "_plasma_directory", "_node_ip_address", "_redis_password",
+    "_driver_object_store_memory", "_memory", "_metrics_export_port", "_node_name",
+    "_tracing_startup_hook", "_cgroup_path", "_skip_env_hook"))
+
+
+def init(address: str | None = None, *, num_cpus: int | None = None,
+         num_gpus: int | None = None, resources: dict | None = None,
+         runtime_env: dict | None = None, namespace: str | None = None,
+         ignore_reinit_error: bool = False, **ray_options) -> _Initialized:
+    """Start the embedded local node. Cheap: workers start when tasks need them.
+
+    `address` may be None, "local" or "auto" (all: this machine); Ray's tuning options that do
+    not apply here are accepted and ignored."""
     import runtime_env as renv  # the driver's alone: workers start faster without them
+    from minray import resources as res
     from minray.node import Node
 
     if address not in (None, "local", "auto"):
         raise ValueError(f"address={address!r}: minray runs one local node; connecting to a "
                          f"cluster needs real Ray")
+    unknown = sorted(set(ray_options) - _IGNORED_INIT_OPTIONS)
+    if unknown:
+        raise TypeError(f"init() got unknown keyword argument(s) {unknown}")
+    if num_gpus is not None and (isinstance(num_gpus, bool) or not isinstance(num_gpus, int)
+                                 or num_gpus < 0):
+        raise ValueError(f"num_gpus must be a non-negative int, got {num_gpus!r}")
+    totals = res.node_totals(num_gpus, resources)
     if namespace is not None and (not isinstance(namespace, str) or not namespace):
         raise ValueError(f"namespace must be a non-empty string, got {namespace!r}")
     if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int)
@@ -64,7 +87,7 @@ def init(num_cpus: int | None = None, runtime_env: dict | None = None,
             env = renv.merge_job(renv.parse(json.loads(job_env)), env)
         node = Node(num_cpus=(os.cpu_count() or 1) if num_cpus is None else num_cpus,
                     job_env=env, job_id=f"{os.getpid() & 0xFFFFFFFF:08x}",
-                    namespace=namespace or str(uuid.uuid4()))
+                    namespace=namespace or str(uuid.uuid4()), resource_totals=totals)
         core.set_current(node)
         atexit.register(shutdown)
         return _Initialized(node)
@@ -112,6 +135,8 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None,
          fetch_local: bool = True) -> tuple[list[ObjectRef], list[ObjectRef]]:
     """Split refs into (ready, not ready) once `num_returns` are ready or `timeout` passes."""
     refs = _refs(object_refs, "wait")
+    if not refs:
+        return [], []
     if len(set(refs)) != len(refs):
         raise ValueError("wait got the same ObjectRef twice")
     if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 1:
@@ -180,20 +205,66 @@ class RuntimeContext:
     def __init__(self, c: core.Core):
         self._core = c
 
+    def get(self) -> dict:
+        """The context as a dict, as Ray's `get()`."""
+        out = {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
+               "namespace": self.namespace}
+        if self._core.task_id is not None:
+            out["task_id"] = self.get_task_id()
+        if self._core.actor_id is not None:
+            out["actor_id"] = self.get_actor_id()
+        return out
+
     def get_job_id(self) -> str:
         return self._core.job_id
 
     def get_task_id(self) -> str | None:
-        return self._core.task_id
+        return id_hex(self._core.task_id, 24)
 
     def get_actor_id(self) -> str | None:
-        return self._core.actor_id
+        return id_hex(self._core.actor_id, 16)
 
     def get_worker_id(self) -> str:
-        return self._core.worker_id
+        return id_hex(self._core.worker_id, 28)
 
     def get_node_id(self) -> str:
-        return "local"
+        return self._core.node_id
+
+    def get_assigned_resources(self) -> dict[str, float]:
+        """What the calling task or actor holds: {"CPU": 1.0, "GPU": 1.0, ...}."""
+        spec = self._core.resource_spec
+        if spec is None:
+            return {}
+        held = {"CPU": float(spec.num_cpus), **(spec.resources or {})}
+        return {k: v for k, v in held.items() if v}
+
+    def get_accelerator_ids(self) -> dict[str, list[str]]:
+        return {"GPU": [str(i) for i in self._core.gpu_ids]}
+
+    @property
+    def current_actor(self):
+        """The handle of the actor this runs in; RuntimeError outside an actor, as Ray."""
+        c = self._core
+        if c.actor_id is None:
+            raise RuntimeError("current_actor is only available inside an actor")
+        return ActorHandle(c.actor_id, c.resource_spec.actor.class_meta)
+
+    # Ray's deprecated spellings
+    @property
+    def task_id(self) -> str | None:
+        return self.get_task_id()
+
+    @property
+    def actor_id(self) -> str | None:
+        return self.get_actor_id()
+
+    @property
+    def node_id(self) -> str:
+        return self.get_node_id()
+
+    @property
+    def should_capture_child_tasks_in_placement_group(self) -> bool:
+        return False
 
     @property
     def namespace(self) -> str:
@@ -218,8 +289,47 @@ class RuntimeContext:
         return self._core.was_restarted
 
 
+def cluster_resources() -> dict[str, float]:
+    """What the node has, by Ray's names (CPU, GPU, memory, custom, node:<ip>)."""
+    return _with_node_keys(core.current().resources()["total"])
+
+
+def available_resources() -> dict[str, float]:
+    """What is free now; a resource fully in use is left out, as in Ray."""
+    free = core.current().resources()["available"]
+    return _with_node_keys({k: v for k, v in free.items() if v > 0})
+
+
+def _with_node_keys(amounts: dict[str, float]) -> dict[str, float]:
+    return {**{k: v for k, v in amounts.items() if v or k == "CPU"},
+            "node:127.0.0.1": 1.0, "node:__internal_head__": 1.0}
+
+
+def nodes() -> list[dict]:
+    """The one node, in Ray's shape."""
+    c = core.current()
+    return [{"NodeID": c.node_id, "Alive": True, "NodeManagerAddress": "127.0.0.1",
+             "NodeManagerHostname": os.uname().nodename, "NodeName": "127.0.0.1",
+             "Resources": cluster_resources(), "alive": True}]
+
+
+def get_gpu_ids() -> list[int]:
+    """The GPUs the calling task or actor holds (none in the driver)."""
+    return list(core.current().gpu_ids)
+
+
 def get_runtime_context() -> RuntimeContext:
     return RuntimeContext(core.current())
 
 
-core.set_autostart(lambda: init()._core)
+def _autostart() -> core.Core:
+    """The first API call without init starts a node, as in Ray, unless
+    RAY_ENABLE_AUTO_CONNECT=0 (or MINRAY_ENABLE_AUTO_CONNECT=0) turns that off."""
+    for var in ("MINRAY_ENABLE_AUTO_CONNECT", "RAY_ENABLE_AUTO_CONNECT"):
+        if os.environ.get(var, "").lower() in ("0", "false"):
+            raise RuntimeError(f"minray is not initialised and {var}=0 turns automatic "
+                               f"start-up off; call minray.init() first")
+    return init()._core
+
+
+core.set_autostart(_autostart)

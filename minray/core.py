@@ -19,6 +19,7 @@ class Core(abc.ABC):
 
     is_driver: bool
     job_id: str
+    node_id: str
     namespace: str  # where named actors are found unless a call names another
     worker_id: str
     num_cpus: int
@@ -26,6 +27,8 @@ class Core(abc.ABC):
     task_id: str | None = None
     actor_id: str | None = None
     was_restarted: bool = False
+    gpu_ids: list[int] = []  # the GPUs the running task or actor holds
+    resource_spec: TaskSpec | None = None  # the task or actor creation whose resources it holds
 
     @property
     @abc.abstractmethod
@@ -50,6 +53,10 @@ class Core(abc.ABC):
         """The id and class description of the live actor of that name, or None."""
 
     @abc.abstractmethod
+    def resources(self) -> dict:
+        """{"total": {...}, "available": {...}}: the node's resources, by Ray's names."""
+
+    @abc.abstractmethod
     def put(self, object_id: str, data: bytes) -> None:
         """Store a pickled value under a new id."""
 
@@ -65,12 +72,23 @@ class Core(abc.ABC):
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         """Stop an actor's process."""
 
-    def check_cpus(self, num_cpus: float) -> None:
-        """A task that asks for more CPUs than the node has could never run: say so now."""
+    def check_resources(self, num_cpus: float, asked: dict[str, float] | None) -> None:
+        """A task that asks for more than the node has could never run: say so now."""
         if num_cpus > self.num_cpus:
             raise ValueError(f"num_cpus={num_cpus} is more than this node has "
                              f"({self.num_cpus}); the task could never run. Pass num_cpus to "
                              f"minray.init() to change it")
+        if asked:
+            from minray.resources import missing
+
+            why = missing(asked, self.resource_totals)
+            if why is not None:
+                raise ValueError(f"the task could never run: {why}")
+
+    @property
+    @abc.abstractmethod
+    def resource_totals(self) -> dict[str, float]:
+        """What the node has besides CPUs: GPUs, memory, custom resources."""
 
 
 _current: Core | None = None

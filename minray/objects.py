@@ -53,7 +53,25 @@ class ObjectRef:
         return hash(self.id)
 
     def hex(self) -> str:
-        return self.id
+        """A hex id of Ray's length (28 bytes), from which `from_hex` gives the ref back."""
+        return id_hex(self.id, 28)
+
+    def binary(self) -> bytes:
+        return bytes.fromhex(self.hex())
+
+    @classmethod
+    def from_hex(cls, hex_id: str) -> ObjectRef:
+        return cls(id_from_hex(hex_id))
+
+    @classmethod
+    def from_binary(cls, binary: bytes) -> ObjectRef:
+        return cls(id_from_hex(binary.hex()))
+
+    def task_id(self) -> str:
+        return id_hex(self.id.partition(".")[0], 24)
+
+    def job_id(self) -> str:
+        return core.current().job_id
 
     def __await__(self):
         import asyncio  # on use: it costs workers ~10 ms at start
@@ -62,6 +80,24 @@ class ObjectRef:
             return value_of(core.current().get([self.id], None)[0])
 
         return asyncio.get_running_loop().run_in_executor(None, fetch).__await__()
+
+
+ObjectID = ObjectRef  # the older name, which Ray keeps
+
+
+def id_hex(oid: str | None, size: int) -> str | None:
+    """An id as hex of `size` bytes, zero-padded on the left like Ray's ids (minray's ids are
+    short ASCII, which never starts with a zero byte, so the padding comes off again)."""
+    if oid is None:
+        return None
+    return oid.encode().hex().rjust(2 * size, "0")
+
+
+def id_from_hex(hex_id: str) -> str:
+    try:
+        return bytes.fromhex(hex_id).lstrip(b"\0").decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"{hex_id!r} is not the hex id of a minray object") from None
 
 
 def value_of(result: Result):

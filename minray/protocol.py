@@ -22,11 +22,13 @@ from minray.task import Result, TaskSpec
 # --- driver -> worker ----------------------------------------------------------------------
 class Run(NamedTuple):
     """Run a task, create an actor or call its method. `func` is the pickled function or class
-    the first time this worker needs it (None after); `deps` the pickled argument values."""
+    the first time this worker needs it (None after); `deps` the pickled argument values;
+    `gpu_ids` the GPUs the task or actor holds (None: none)."""
 
     task: TaskSpec
     func: bytes | None
     deps: dict[str, bytes]
+    gpu_ids: list[int] | None = None
 
 
 class Reply(NamedTuple):
@@ -128,10 +130,17 @@ class Exiting(NamedTuple):
     reason: str
 
 
+class Query(NamedTuple):
+    """A task asks the node about itself (`what`: "resources"); answered by a Reply."""
+
+    req_id: int
+    what: str
+
+
 Message = Union[Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel, KillActor,  # noqa: UP007
-                CreateNamed, LookupActor, Handles, Exiting]
+                CreateNamed, LookupActor, Handles, Exiting, Query]
 _KINDS: tuple[type, ...] = (Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel,
-                            KillActor, CreateNamed, LookupActor, Handles, Exiting)
+                            KillActor, CreateNamed, LookupActor, Handles, Exiting, Query)
 _TAG = {kind: tag for tag, kind in enumerate(_KINDS)}
 _CARRIES_TASK = (Run, Submit, CreateNamed)  # their first field is a TaskSpec, as a tuple
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import cloudpickle
 
-from minray import core
+from minray import core, resources
 from minray.handles import dumps_noting_handles
 from minray.objects import Arg, ObjectRef
 from minray.signatures import CallCheck
@@ -21,6 +21,7 @@ _ACTOR_OPTIONS = {"num_cpus", "num_gpus", "max_restarts", "max_task_retries", "r
                   "name", "namespace", "lifetime", "max_concurrency", "resources", "memory",
                   "scheduling_strategy", "get_if_exists"}
 DEFAULT_MAX_RETRIES = 3  # as Ray, for tasks whose worker dies
+_ASKS = frozenset(("num_gpus", "memory", "resources"))  # options that ask for more than CPUs
 
 
 def validate_options(options: dict, *, actor: bool) -> dict:
@@ -31,14 +32,9 @@ def validate_options(options: dict, *, actor: bool) -> dict:
         what = "actor" if actor else "task"
         raise ValueError(f"unknown {what} option(s) {unknown}; known options are {sorted(known)}")
     out = dict(options)
-    for key in ("num_cpus", "memory"):
-        if key in out and out[key] is not None:
-            _number(key, out[key])
-    if out.get("num_gpus"):
-        raise ValueError("num_gpus: a minray node has no GPUs; use real Ray for GPU tasks")
-    if out.get("resources"):
-        raise ValueError(f"resources: a minray node has no custom resources, got "
-                         f"{out['resources']!r}")
+    if out.get("num_cpus") is not None:
+        _number("num_cpus", out["num_cpus"])
+    resources.demand(out)  # checks num_gpus, memory and resources
     for key in ("max_retries", "max_restarts", "max_task_retries"):
         if key in out and (not isinstance(out[key], int) or isinstance(out[key], bool)
                            or out[key] < -1):
@@ -161,7 +157,8 @@ class RemoteFunction(_Remote):
             check = self._check = CallCheck.of(self._target) or _accept_any
         check(f"{self.__qualname__}.remote()", args, kwargs)
         c = core.current()
-        c.check_cpus(options.get("num_cpus", 1))
+        asked = resources.demand(options) if _ASKS.intersection(options) else None
+        c.check_resources(options.get("num_cpus", 1), asked)
         func_id, func_bytes = self._exported_target()
         task_id = c.new_id()
         n = options.get("num_returns", 1)
@@ -172,7 +169,8 @@ class RemoteFunction(_Remote):
             task_id=task_id, name=options.get("name") or self.__qualname__, kind=TASK,
             args=data, deps=deps, return_ids=ids, func_id=func_id, func_bytes=func_bytes,
             num_cpus=options.get("num_cpus", 1), runtime_env=options.get("runtime_env"),
-            max_retries=DEFAULT_MAX_RETRIES if retries is None else retries, handles=held))
+            max_retries=DEFAULT_MAX_RETRIES if retries is None else retries, handles=held,
+            resources=asked))
         refs = [ObjectRef(i) for i in ids]
         return refs[0] if n == 1 else refs
 

@@ -40,6 +40,7 @@ class TaskSpec:
     actor_id: str | None = None
     method: str | None = None
     attempts: int = 0
+    resources: dict[str, float] | None = None  # GPUs, memory, custom: beyond num_cpus
     handles: list[str] | None = None  # actors whose handles the arguments hold: kept alive
     actor: ActorCreation | None = None  # an actor's creation: its name, lifetime, ...
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import collections
 import itertools
+import json
 import os
 import pickle
 import select
@@ -37,12 +38,13 @@ from minray.protocol import (
     LookupActor,
     Message,
     Put,
+    Query,
     Reply,
     Run,
     Submit,
     Wait,
 )
-from minray.task import ACTOR, Result, TaskSpec
+from minray.task import ACTOR, CALL, Result, TaskSpec
 from runtime_env.processes import pid_alive
 
 TERMINATE = "__ray_terminate__"
@@ -58,6 +60,10 @@ class WorkerCore(core.Core):
         self.worker_id = worker_id
         self.job_id = os.environ["MINRAY_JOB_ID"]
         self.namespace = os.environ["MINRAY_NAMESPACE"]
+        self.node_id = os.environ["MINRAY_NODE_ID"]
+        self._totals: dict[str, float] | None = None
+        self._cuda_default = os.environ.get("CUDA_VISIBLE_DEVICES")
+        self.gpu_ids = []
         self._runtime_env_json = os.environ["MINRAY_RUNTIME_ENV"]
         self.task_id: str | None = None
         self.actor_id: str | None = None
@@ -99,6 +105,17 @@ class WorkerCore(core.Core):
             raise ValueError(error)
         self._handles_reported.add(actor_id)
         return actor_id
+
+    @property
+    def resource_totals(self) -> dict[str, float]:
+        if self._totals is None:
+            self._totals = json.loads(os.environ["MINRAY_RESOURCES"])
+        return self._totals
+
+    def resources(self) -> dict:
+        req = next(self._requests)
+        self.send(Query(req, "resources"))
+        return self._reply_to(req, None)
 
     def get_actor(self, name: str, namespace: str):
         req = next(self._requests)
@@ -205,6 +222,10 @@ class WorkerCore(core.Core):
     def _run(self, msg: Run) -> None:
         task = msg.task
         self.task_id = task.task_id
+        if task.kind != CALL:  # an actor's calls run on what its creation holds
+            self.resource_spec = task
+            if msg.gpu_ids or self.gpu_ids:
+                self._use_gpus(msg.gpu_ids or [])
         try:
             if msg.func is not None:
                 self._functions[task.func_id] = cloudpickle.loads(msg.func)
@@ -235,6 +256,17 @@ class WorkerCore(core.Core):
         finally:
             self.task_id = None
         self.send(Done(task.task_id, results))
+
+    def _use_gpus(self, gpu_ids: list[int]) -> None:
+        """Show the task only its own GPUs, as Ray does; a task without restores the
+        worker's own setting."""
+        self.gpu_ids = gpu_ids
+        if gpu_ids:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
+        elif self._cuda_default is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = self._cuda_default
 
     def _end_actor(self, task: TaskSpec, reason: str) -> None:
         """End this actor on purpose: its shutdown hook and atexit handlers run, the call

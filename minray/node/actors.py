@@ -13,26 +13,33 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import cloudpickle
 
 from minray import exceptions as exc
 from minray import handles
 from minray.node.ids import new_id
+from minray.node.ledger import Holding
 from minray.node.state import Actor, EnvState, Worker, WorkerState
 from minray.node.store import ObjectStore
 from minray.node.workers import WorkerPool, WorkerStartError
 from minray.task import CALL, Result, TaskSpec
 
+if TYPE_CHECKING:
+    from minray.node.scheduler import Scheduler
+
 TERMINATE = "__ray_terminate__"
 
 
 class Actors:
-    def __init__(self, pool: WorkerPool, store: ObjectStore, *,
+    def __init__(self, pool: WorkerPool, store: ObjectStore, scheduler: Scheduler, *,
                  fail_env: Callable[[EnvState, exc.RuntimeEnvSetupError], None]):
         self.pool = pool
         self.store = store
+        self.scheduler = scheduler  # its ledgers: an actor holds what it asks for, for life
         self.actors: dict[str, Actor] = {}
+        self.waiting: list[Actor] = []  # not started: the resources they ask for are held
         self.names: dict[tuple[str, str], Actor] = {}  # (namespace, name) -> a live actor
         self.handle_events: collections.deque = collections.deque()  # the driver's handles
         self._fail_env = fail_env
@@ -91,7 +98,7 @@ class Actors:
                     f"actor {actor.name} could not be created: an argument failed:\n{cause}"),
                     restart=False)
                 return
-            self.pool.run(worker, spec)
+            self.pool.run(worker, spec, actor.holding and actor.holding.gpu_ids)
             self._pump(actor)
 
         self.store.when_all_ready(spec.deps, create)
@@ -230,7 +237,33 @@ class Actors:
             return_ids=[], actor_id=actor.id, method=TERMINATE))
         self._pump(actor)
 
+    def start_waiting(self) -> None:
+        """Resources were freed: start the actors that waited for them, oldest first."""
+        waiting, self.waiting = self.waiting, []
+        for actor in waiting:
+            if actor.dead is None:
+                self._start(actor)
+
     # ------------------------------------------------------------------ inside
+    def _reserve(self, actor: Actor) -> bool:
+        """Hold what the actor asks for (num_cpus, num_gpus, ...), for its whole life; False
+        when the node cannot give it now."""
+        spec = actor.spec
+        if actor.holding is not None or not (spec.num_cpus or spec.resources):
+            return True
+        cpus, extra = self.scheduler.cpus, self.scheduler.extra
+        if not cpus.fits(spec.num_cpus) or (spec.resources and not extra.fits(spec.resources)):
+            return False
+        cpus.take(actor, spec.num_cpus)
+        actor.holding = extra.take(spec.resources) if spec.resources else Holding({}, [])
+        return True
+
+    def _release(self, actor: Actor) -> None:
+        if actor.holding is not None:
+            self.scheduler.cpus.give_back(actor)
+            self.scheduler.extra.give_back(actor.holding)
+            actor.holding = None
+
     def _start(self, actor: Actor) -> None:
         if actor.env.error is not None:
             self._died(actor, exc.ActorEnvSetupError(
@@ -238,6 +271,9 @@ class Actors:
             return
         if actor.env.launch is None:
             return  # started when its env is ready
+        if not self._reserve(actor):
+            self.waiting.append(actor)
+            return
         try:
             actor.worker = self.pool.start(actor.env, actor)
         except WorkerStartError as e:
@@ -277,6 +313,7 @@ class Actors:
             self._start(actor)
             return
         actor.dead = error
+        self._release(actor)
         creation = actor.spec.actor
         if self.names.get((creation.namespace, creation.name)) is actor:
             del self.names[(creation.namespace, creation.name)]

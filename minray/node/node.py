@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 
 import runtime_env as renv
 from minray import core, handles
@@ -35,6 +36,7 @@ from minray.protocol import (
     LookupActor,
     Message,
     Put,
+    Query,
     Reply,
     Submit,
     Wait,
@@ -48,8 +50,11 @@ class Node(core.Core):
     worker_id = "driver"
 
     def __init__(self, *, num_cpus: int, job_env: renv.RuntimeEnv, job_id: str,
-                 namespace: str, cache: renv.Cache | None = None):
+                 namespace: str, resource_totals: dict[str, float] | None = None,
+                 cache: renv.Cache | None = None):
         self.num_cpus = num_cpus
+        self._resource_totals = resource_totals or {}
+        self.node_id = uuid.uuid4().hex + os.urandom(12).hex()  # 56 hex digits, as Ray's
         self.job_id = job_id
         self.namespace = namespace
         self.session_dir = session.new_session_dir()
@@ -64,9 +69,11 @@ class Node(core.Core):
                          on_message=self._on_message, on_exit=self._on_exit,
                          on_refused=self._on_refused, on_tick=self._on_tick)
         self.pool = WorkerPool(self.io, self.store, cwd=os.getcwd(),
-                               launch_vars=launch_vars(self._socket, job_id, num_cpus, namespace))
-        self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self._fail_env)
-        self.actors = Actors(self.pool, self.store, fail_env=self._fail_env)
+                               launch_vars=launch_vars(self._socket, job_id, num_cpus, namespace,
+                                                       self.node_id, self._resource_totals))
+        self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self._fail_env,
+                                   totals=self._resource_totals)
+        self.actors = Actors(self.pool, self.store, self.scheduler, fail_env=self._fail_env)
         self.store.release_handles = self.actors.unpin_handles
         handles.track(self.actors.handle_events, self.io.wake)
         self.envs = Envs(self._lock, self.setup_log, cache, on_ready=self._env_ready,
@@ -128,6 +135,18 @@ class Node(core.Core):
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         with self._lock:
             self.actors.kill(actor_id, no_restart)
+            self._schedule()
+
+    @property
+    def resource_totals(self) -> dict[str, float]:
+        return self._resource_totals
+
+    def resources(self) -> dict:
+        """What the node has and what is free now, as Ray names them."""
+        with self._lock:
+            free = self.scheduler.extra.available()
+            return {"total": {"CPU": float(self.num_cpus), **self._resource_totals},
+                    "available": {"CPU": self.num_cpus - self.scheduler.cpus.used, **free}}
 
     def _check_session(self, ids: list[str]) -> None:
         """A ref from a session that was shut down will never have a value: say so now."""
@@ -189,13 +208,20 @@ class Node(core.Core):
         else:
             self.store.when_all_ready(spec.deps, lambda: self._enqueue(spec, env))
 
+    def _schedule(self) -> None:
+        """Start what waits for resources: actors first (they hold theirs for life), then
+        queued tasks."""
+        if self.actors.waiting:
+            self.actors.start_waiting()
+        self.scheduler.schedule()
+
     def _enqueue(self, spec: TaskSpec, env: EnvState) -> None:
         failed = self.store.failed_dep(spec)
         if failed is not None:
             self.store.complete(spec, [failed] * len(spec.return_ids))
             return
         self.scheduler.enqueue(spec, env)
-        self.scheduler.schedule()
+        self._schedule()
 
     # ------------------------------------------------------------------ envs
     def _env_ready(self, env: EnvState) -> None:
@@ -206,7 +232,7 @@ class Node(core.Core):
             except exc.RuntimeEnvSetupError as e:
                 self._fail_env(env, e)
                 return
-        self.scheduler.schedule()
+        self._schedule()
 
     def _fail_env(self, env: EnvState, error: exc.RuntimeEnvSetupError) -> None:
         """The env cannot start workers: fail its queued tasks and unstarted actors, and
@@ -227,7 +253,7 @@ class Node(core.Core):
             self.actors.connected(worker)
         else:
             worker.state = WorkerState.IDLE
-            self.scheduler.schedule()
+            self._schedule()
         return worker
 
     def _on_message(self, worker: Worker, msg: Message) -> None:
@@ -249,6 +275,8 @@ class Node(core.Core):
                 self.pool.send(worker, Reply(req_id, self._lookup(name, namespace, worker)))
             case Handles(gained=gained, lost=lost, escaped=escaped):
                 self.actors.handles_changed(worker, gained, lost, escaped)
+            case Query(req_id=req_id, what="resources"):
+                self.pool.send(worker, Reply(req_id, self.resources()))
             case Exiting(reason=reason):
                 if worker.actor is not None:
                     self.actors.exiting(worker, reason)
@@ -260,13 +288,14 @@ class Node(core.Core):
                 self._on_cancel(worker, req_id)
             case KillActor(actor_id=actor_id, no_restart=no_restart):
                 self.actors.kill(actor_id, no_restart)
+                self._schedule()
 
     def _on_done(self, worker: Worker, task_id: str, results: list[Result]) -> None:
         if worker.actor is not None:
             self.actors.done(worker, task_id, results)
             return
         self.store.complete(self.scheduler.finished(worker), results)
-        self.scheduler.schedule()
+        self._schedule()
 
     def _on_request(self, worker: Worker, msg: Get | Wait) -> None:
         """A task blocks in get/wait: lend out its CPUs until the answer is sent."""
@@ -277,7 +306,7 @@ class Node(core.Core):
         need = msg.num_returns if wait else len(set(msg.ids))
         request.cancel = self.store.when_ready(msg.ids, need,
                                                lambda: self._answer(worker, msg.req_id))
-        self.scheduler.schedule()
+        self._schedule()
 
     def _answer(self, worker: Worker, req_id: int) -> None:
         request = worker.requests.pop(req_id, None)
@@ -321,7 +350,7 @@ class Node(core.Core):
                 self.store.fail(task, exc.WorkerCrashedError(
                     f"the worker running {task.name} died ({how}); retried {task.attempts} "
                     f"time(s) (max_retries={task.max_retries})"))
-        self.scheduler.schedule()
+        self._schedule()
 
     def _start_failed(self, worker: Worker, how: str) -> None:
         """A worker ended before it connected. An env that never connected a worker is broken,

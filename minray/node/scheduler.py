@@ -12,6 +12,7 @@ import collections
 from collections.abc import Callable
 
 from minray import exceptions as exc
+from minray.node.ledger import ResourceLedger
 from minray.node.state import EnvState, Worker, WorkerState
 from minray.node.store import ObjectStore
 from minray.node.workers import WorkerPool, WorkerStartError
@@ -40,10 +41,12 @@ class CpuLedger:
 
 class Scheduler:
     def __init__(self, pool: WorkerPool, store: ObjectStore, num_cpus: int, *,
-                 fail_env: Callable[[EnvState, exc.RuntimeEnvSetupError], None]):
+                 fail_env: Callable[[EnvState, exc.RuntimeEnvSetupError], None],
+                 totals: dict[str, float] | None = None):
         self.pool = pool
         self.store = store
         self.cpus = CpuLedger(num_cpus)
+        self.extra = ResourceLedger(totals or {})  # GPUs, memory, custom resources
         self.queues: dict[EnvState, collections.deque[TaskSpec]] = {}
         self._fail_env = fail_env
 
@@ -69,7 +72,7 @@ class Scheduler:
             idle, starting = self.pool.idle_and_starting(env)
             while queue:
                 if idle:
-                    if not self.cpus.fits(queue[0].num_cpus):
+                    if not self.fits(queue[0]):
                         break
                     self.dispatch(idle.pop(), queue.popleft())
                 elif starting < len(queue) and self._room_for_worker(env):
@@ -96,15 +99,27 @@ class Scheduler:
             self.store.fail(task, exc.WorkerCrashedError(
                 f"no worker could be started for {task.name}: {reason}"))
 
+    def fits(self, task: TaskSpec) -> bool:
+        """The node has what the task asks for free now."""
+        return self.cpus.fits(task.num_cpus) and (task.resources is None
+                                                  or self.extra.fits(task.resources))
+
     def dispatch(self, worker: Worker, task: TaskSpec) -> None:
         worker.state, worker.task = WorkerState.BUSY, task
         self.cpus.take(worker, task.num_cpus)
-        self.pool.run(worker, task)
+        if task.resources is not None:
+            worker.holding = self.extra.take(task.resources)
+            self.pool.run(worker, task, worker.holding.gpu_ids)
+        else:
+            self.pool.run(worker, task)
 
     def finished(self, worker: Worker) -> TaskSpec:
         """A task worker is done with its task: it is idle again. Returns the task."""
         task = worker.task
         self.cpus.give_back(worker)
+        if worker.holding is not None:
+            self.extra.give_back(worker.holding)
+            worker.holding = None
         worker.task = None
         if worker.state is WorkerState.BUSY:
             worker.state = WorkerState.IDLE

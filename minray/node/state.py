@@ -17,6 +17,7 @@ from minray.task import TaskSpec
 
 if TYPE_CHECKING:
     from minray.node.io_loop import Connection
+    from minray.node.ledger import Holding
 
 
 class EnvState:
@@ -58,8 +59,8 @@ class Request:
 class Worker:
     """A worker process and what the node knows of it."""
 
-    __slots__ = ("id", "env", "proc", "actor", "conn", "state", "task", "cpus", "known_funcs",
-                 "requests", "start_error", "refused")
+    __slots__ = ("id", "env", "proc", "actor", "conn", "state", "task", "cpus", "holding",
+                 "known_funcs", "requests", "start_error", "refused")
 
     def __init__(self, id: str, env: EnvState, proc: subprocess.Popen,
                  actor: Actor | None = None):
@@ -71,6 +72,7 @@ class Worker:
         self.state = WorkerState.STARTING
         self.task: TaskSpec | None = None  # the task it runs (not an actor's calls)
         self.cpus = 0.0  # the CPUs it holds now: its task's, unless it is blocked in get/wait
+        self.holding: Holding | None = None  # its task's GPUs, memory, custom resources
         self.known_funcs: set[str] = set()  # functions it has been sent
         self.requests: dict[int, Request] = {}  # its task's get/wait calls
         self.start_error: str | None = None  # why it could not connect, when the node knows
@@ -88,7 +90,8 @@ class Actor:
     """An actor: its creation task, its worker, its calls, and who can still reach it."""
 
     __slots__ = ("id", "spec", "env", "restarts_left", "worker", "queue", "inflight", "dead",
-                 "restarts", "owner", "holders", "driver_handles", "pins", "escaped", "ending")
+                 "restarts", "owner", "holders", "driver_handles", "pins", "escaped", "ending",
+                 "cpus", "holding")
 
     def __init__(self, id: str, spec: TaskSpec, env: EnvState, restarts_left: int,
                  owner: str | None):
@@ -108,6 +111,9 @@ class Actor:
         self.pins = 0  # unfinished tasks whose arguments hold a handle to it
         self.escaped = False  # a handle was pickled into a value: kept for the session
         self.ending: str | None = None  # why it is ending on purpose, once it is
+        # What it holds for its whole life (num_cpus, num_gpus, ... asked for), once started
+        self.cpus = 0.0
+        self.holding: Holding | None = None
 
     @property
     def name(self) -> str:

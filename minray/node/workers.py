@@ -7,6 +7,7 @@ has been sent, so a function's bytes cross the socket once per process.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import resource
 import signal
@@ -116,7 +117,7 @@ class WorkerPool:
         if worker.conn is not None:
             self.io.send(worker.conn, message)
 
-    def run(self, worker: Worker, task: TaskSpec) -> None:
+    def run(self, worker: Worker, task: TaskSpec, gpu_ids: list[int] | None = None) -> None:
         """Send a task, with its function the first time this worker needs it."""
         if worker.conn is None:
             return
@@ -125,7 +126,7 @@ class WorkerPool:
             worker.known_funcs.add(task.func_id)
             func = self.functions[task.func_id]
         deps = {oid: self.store[oid][1] for oid in task.deps}
-        self.io.send(worker.conn, Run(task, func, deps))
+        self.io.send(worker.conn, Run(task, func, deps, gpu_ids))
 
     def retire(self, worker: Worker) -> None:
         """Ask a worker to exit; its exit is handled as expected, not as a crash."""
@@ -198,10 +199,12 @@ def exit_description(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def launch_vars(socket_path: str, job_id: str, num_cpus: int,
-                namespace: str) -> dict[str, str]:
+def launch_vars(socket_path: str, job_id: str, num_cpus: int, namespace: str, node_id: str,
+                resource_totals: dict[str, float]) -> dict[str, str]:
     """What every worker of this node is told, besides its env's own variables."""
     return {
+        "MINRAY_NODE_ID": node_id,
+        "MINRAY_RESOURCES": json.dumps(resource_totals),
         "MINRAY_NODE_SOCKET": socket_path,
         "MINRAY_DRIVER_PID": str(os.getpid()),
         "MINRAY_JOB_ID": job_id,
