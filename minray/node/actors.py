@@ -117,6 +117,8 @@ class Actors:
         call = actor.inflight.pop(task_id, None)
         if call is not None:  # None: already failed when the actor died
             self.store.complete(call, results)
+            if actor.end_when_idle:
+                self._pump(actor)
 
     def exiting(self, worker: Worker, reason: str) -> None:
         """The actor ends on purpose (exit_actor, __ray_terminate__): no restart, and calls
@@ -215,12 +217,19 @@ class Actors:
             self._end_if_unreachable(actor)
 
     def _end_if_unreachable(self, actor: Actor) -> None:
+        """Nothing reaches the actor: end it once the calls already made are done (one of
+        them may still hand out a handle to it, e.g. by returning its current_actor)."""
+        if self._reachable(actor):
+            return
+        actor.end_when_idle = True
+        self._pump(actor)
+
+    def _reachable(self, actor: Actor) -> bool:
         if self.handle_events:
             self.collect_handles()  # a handle born meanwhile may still reach it
-        if (actor.dead is not None or actor.ending is not None or actor.spec.actor.detached
-                or actor.driver_handles > 0 or actor.holders or actor.pins or actor.escaped):
-            return
-        self.terminate(actor, f"actor {actor.name} ended: no handle to it is left")
+        return (actor.dead is not None or actor.ending is not None or actor.spec.actor.detached
+                or actor.driver_handles > 0 or bool(actor.holders) or actor.pins > 0
+                or actor.escaped)
 
     def terminate(self, actor: Actor, reason: str) -> None:
         """End an actor gracefully, after the calls queued before: as its __ray_terminate__."""
@@ -284,9 +293,12 @@ class Actors:
                     f"actor {actor.name} could not start: {e}"), restart=False)
 
     def _pump(self, actor: Actor) -> None:
-        """Send queued calls in order, each once its arguments are ready."""
+        """Send queued calls in order, each once its arguments are ready; end the actor once
+        it is idle and nothing reaches it."""
         worker = actor.worker
         if worker is None or worker.state is not WorkerState.BUSY:
+            if actor.end_when_idle and not actor.queue:  # no call to wait for: end it now
+                self._end_idle(actor)
             return
         while actor.queue:
             call = actor.queue[0]
@@ -300,6 +312,13 @@ class Actors:
                 continue
             actor.inflight[call.task_id] = call
             self.pool.run(worker, call)
+        if actor.end_when_idle and not actor.inflight and not actor.queue:
+            self._end_idle(actor)
+
+    def _end_idle(self, actor: Actor) -> None:
+        actor.end_when_idle = False
+        if not self._reachable(actor):
+            self.terminate(actor, f"actor {actor.name} ended: no handle to it is left")
 
     def _died(self, actor: Actor, error: exc.ActorDiedError, *, restart: bool) -> None:
         retried = self._calls_to_retry(actor) if restart and actor.restarts_left != 0 else []

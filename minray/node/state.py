@@ -91,7 +91,7 @@ class Actor:
 
     __slots__ = ("id", "spec", "env", "restarts_left", "worker", "queue", "inflight", "dead",
                  "restarts", "owner", "holders", "driver_handles", "pins", "escaped", "ending",
-                 "cpus", "holding")
+                 "cpus", "holding", "end_when_idle")
 
     def __init__(self, id: str, spec: TaskSpec, env: EnvState, restarts_left: int,
                  owner: str | None):
@@ -111,6 +111,7 @@ class Actor:
         self.pins = 0  # unfinished tasks whose arguments hold a handle to it
         self.escaped = False  # a handle was pickled into a value: kept for the session
         self.ending: str | None = None  # why it is ending on purpose, once it is
+        self.end_when_idle = False  # nothing reached it: end it once its calls are done
         # What it holds for its whole life (num_cpus, num_gpus, ... asked for), once started
         self.cpus = 0.0
         self.holding: Holding | None = None
