@@ -8,6 +8,7 @@ from minray import actor, exceptions
 from minray.actor import ActorClass, ActorHandle, method
 from minray.api import (
     available_resources,
+    cancel,
     cluster_resources,
     get,
     get_actor,
@@ -28,6 +29,6 @@ from minray.remote import RemoteFunction
 __version__ = "0.1.0"
 
 __all__ = ["ActorClass", "ActorHandle", "ObjectID", "ObjectRef", "RemoteFunction", "actor",
-           "available_resources", "cluster_resources", "exceptions", "get", "get_actor",
+           "available_resources", "cancel", "cluster_resources", "exceptions", "get", "get_actor",
            "get_gpu_ids", "get_runtime_context", "init", "is_initialized", "kill", "method",
            "nodes", "put", "remote", "shutdown", "wait"]

@@ -192,6 +192,17 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     return ActorHandle(*found)
 
 
+def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the task that returns `ref`: it never runs if it has not started; if it runs it
+    gets KeyboardInterrupt (`force=True`: its worker is killed); `get` then raises
+    TaskCancelledError (WorkerCrashedError with force). A running actor call is not
+    interrupted but sees `get_runtime_context().is_canceled()`; `force=True` is refused for
+    actor calls, as in Ray. With `recursive`, the tasks it started are cancelled too."""
+    if not isinstance(ref, ObjectRef):
+        raise TypeError(f"cancel takes an ObjectRef, got {type(ref).__name__}")
+    core.current().cancel(ref.id, bool(force), bool(recursive))
+
+
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
     """Stop an actor's process; its pending and later calls raise ActorDiedError."""
     if not isinstance(actor, ActorHandle):
@@ -229,6 +240,10 @@ class RuntimeContext:
 
     def get_node_id(self) -> str:
         return self._core.node_id
+
+    def is_canceled(self) -> bool:
+        """The running task or actor call was cancelled: check it to stop early."""
+        return self._core.is_cancelled()
 
     def get_assigned_resources(self) -> dict[str, float]:
         """What the calling task or actor holds: {"CPU": 1.0, "GPU": 1.0, ...}."""

@@ -69,8 +69,15 @@ class Core(abc.ABC):
         """Block until `num_returns` objects exist or `timeout` passes; the ready ids."""
 
     @abc.abstractmethod
+    def cancel(self, object_id: str, force: bool, recursive: bool) -> None:
+        """Cancel the task that returns `object_id`, if it has not finished."""
+
+    @abc.abstractmethod
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         """Stop an actor's process."""
+
+    def is_cancelled(self) -> bool:
+        raise RuntimeError("is_canceled() is only available inside a task or an actor")
 
     def check_resources(self, num_cpus: float, asked: dict[str, float] | None) -> None:
         """A task that asks for more than the node has could never run: say so now."""

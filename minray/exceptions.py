@@ -124,3 +124,7 @@ class ActorClassInheritanceException(TypeError):
 class ActorExit(SystemExit):
     """Raised by `exit_actor()` to end the actor once the current call returns. A SystemExit,
     so an `except Exception` in the method does not swallow it."""
+
+
+class TaskCancelledError(RayError):
+    """The task was cancelled with `cancel()` before or while it ran."""

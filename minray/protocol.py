@@ -130,6 +130,14 @@ class Exiting(NamedTuple):
     reason: str
 
 
+class CancelTask(NamedTuple):
+    """A task called `cancel` on the task that returns `object_id`."""
+
+    object_id: str
+    force: bool
+    recursive: bool
+
+
 class Query(NamedTuple):
     """A task asks the node about itself (`what`: "resources"); answered by a Reply."""
 
@@ -138,9 +146,10 @@ class Query(NamedTuple):
 
 
 Message = Union[Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel, KillActor,  # noqa: UP007
-                CreateNamed, LookupActor, Handles, Exiting, Query]
+                CreateNamed, LookupActor, Handles, Exiting, Query, CancelTask]
 _KINDS: tuple[type, ...] = (Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel,
-                            KillActor, CreateNamed, LookupActor, Handles, Exiting, Query)
+                            KillActor, CreateNamed, LookupActor, Handles, Exiting, Query,
+                            CancelTask)
 _TAG = {kind: tag for tag, kind in enumerate(_KINDS)}
 _CARRIES_TASK = (Run, Submit, CreateNamed)  # their first field is a TaskSpec, as a tuple
 

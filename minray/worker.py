@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import select
+import signal
 import socket
 import sys
 import threading
@@ -26,6 +27,7 @@ from minray import exceptions as exc
 from minray.objects import Arg
 from minray.protocol import (
     Cancel,
+    CancelTask,
     Channel,
     CreateNamed,
     Done,
@@ -63,6 +65,7 @@ class WorkerCore(core.Core):
         self.node_id = os.environ["MINRAY_NODE_ID"]
         self._totals: dict[str, float] | None = None
         self._cuda_default = os.environ.get("CUDA_VISIBLE_DEVICES")
+        self._cancel_marks = os.path.join(os.environ["MINRAY_SESSION_DIR"], "cancelled")
         self.gpu_ids = []
         self._runtime_env_json = os.environ["MINRAY_RUNTIME_ENV"]
         self.task_id: str | None = None
@@ -138,6 +141,20 @@ class WorkerCore(core.Core):
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         self.send(KillActor(actor_id, no_restart))
 
+    def cancel(self, object_id: str, force: bool, recursive: bool) -> None:
+        self.send(CancelTask(object_id, force, recursive))
+
+    def is_cancelled(self) -> bool:
+        """The running task or call was cancelled (the node left its mark)."""
+        task_id = self.task_id
+        return task_id is not None and os.path.exists(os.path.join(self._cancel_marks, task_id))
+
+    def interrupt(self, signum, frame) -> None:
+        """SIGINT: the node cancels the running task. Raise only if it is marked: the task
+        this worker runs now may be the next one already."""
+        if self.actor_id is None and self.is_cancelled():
+            raise KeyboardInterrupt
+
     def send(self, message: Message) -> None:
         """Send a message, first telling the node of handles gained or lost since the last
         one, so that it never hears of a task's end before the handles its arguments held."""
@@ -186,7 +203,11 @@ class WorkerCore(core.Core):
     def _request(self, request: Get | Wait, timeout: float | None) -> list | None:
         """Ask the node for objects; while this task waits, its CPU is lent to others."""
         self.send(request)
-        reply = self._reply_to(request.req_id, timeout)
+        try:
+            reply = self._reply_to(request.req_id, timeout)
+        except KeyboardInterrupt:  # cancelled while it waited: the node forgets the request
+            self.send(Cancel(request.req_id))
+            raise
         if reply is None:
             self.send(Cancel(request.req_id))
         return reply
@@ -239,10 +260,15 @@ class WorkerCore(core.Core):
                     raise self.actor_error
                 if task.method == TERMINATE:
                     raise exc.ActorExit(f"its {TERMINATE} was called")
+                if task.kind == CALL and self.is_cancelled():  # before it started
+                    raise exc.TaskCancelledError(f"task {task.name} was cancelled")
                 fn = (getattr(self.actor, task.method) if task.method is not None
                       else self._functions[task.func_id])
                 value = fn(*call_args, **call_kwargs)
                 results = _dump_results(value, len(task.return_ids), task.name)
+        except KeyboardInterrupt:  # cancel(): the node reports TaskCancelledError
+            results = [_dump_error(exc.TaskCancelledError(f"task {task.name} was cancelled"))
+                       ] * len(task.return_ids)
         except exc.ActorExit as e:
             if self.actor_id is None:  # exit_actor() checks this; a task can raise it anyway
                 results = [_dump_error(_task_error(task.name, e))] * len(task.return_ids)
@@ -355,6 +381,7 @@ def main() -> None:
     worker.send(Hello(worker.worker_id))
     threading.Thread(target=_watch_driver, args=(sock, int(os.environ["MINRAY_DRIVER_PID"])),
                      daemon=True).start()
+    signal.signal(signal.SIGINT, worker.interrupt)
     core.set_current(worker)
     try:
         worker.serve()

@@ -246,6 +246,20 @@ class Actors:
             return_ids=[], actor_id=actor.id, method=TERMINATE))
         self._pump(actor)
 
+    def unfinished_calls(self) -> list[TaskSpec]:
+        return [call for actor in self.actors.values() if actor.dead is None
+                for call in (*actor.queue, *actor.inflight.values())]
+
+    def cancel_queued(self, call: TaskSpec, error: exc.RayError) -> bool:
+        """Take a call that was not sent yet out of its actor's queue and fail it; False if
+        it was sent already."""
+        actor = self.actors.get(call.actor_id)
+        if actor is None or call not in actor.queue:
+            return False
+        actor.queue.remove(call)
+        self.store.fail(call, error)
+        return True
+
     def start_waiting(self) -> None:
         """Resources were freed: start the actors that waited for them, oldest first."""
         waiting, self.waiting = self.waiting, []

@@ -17,6 +17,7 @@ from minray import core, handles
 from minray import exceptions as exc
 from minray.node import session
 from minray.node.actors import Actors
+from minray.node.cancel import Cancels
 from minray.node.envs import Envs
 from minray.node.ids import new_id, number
 from minray.node.io_loop import Connection, IOLoop
@@ -26,6 +27,7 @@ from minray.node.store import ObjectStore
 from minray.node.workers import BOOT_SCRIPT, WorkerPool, launch_vars, out_of_resources
 from minray.protocol import (
     Cancel,
+    CancelTask,
     CreateNamed,
     Done,
     Exiting,
@@ -69,13 +71,17 @@ class Node(core.Core):
                          on_message=self._on_message, on_exit=self._on_exit,
                          on_refused=self._on_refused, on_tick=self._on_tick)
         self.pool = WorkerPool(self.io, self.store, cwd=os.getcwd(),
-                               launch_vars=launch_vars(self._socket, job_id, num_cpus, namespace,
+                               launch_vars=launch_vars(self._socket, str(self.session_dir), job_id,
+                                                       num_cpus, namespace,
                                                        self.node_id, self._resource_totals))
         self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self._fail_env,
                                    totals=self._resource_totals)
         self.actors = Actors(self.pool, self.store, self.scheduler, fail_env=self._fail_env)
         self.store.release_handles = self.actors.unpin_handles
         handles.track(self.actors.handle_events, self.io.wake)
+        self.pending: dict[str, TaskSpec] = {}  # tasks waiting for their arguments
+        self.cancels = Cancels(self.session_dir, self.pool, self.scheduler, self.actors,
+                               self.store, pending=self.pending, fail_pending=self._fail_pending)
         self.envs = Envs(self._lock, self.setup_log, cache, on_ready=self._env_ready,
                          on_failed=self._fail_env)
         with self._lock:
@@ -131,6 +137,11 @@ class Node(core.Core):
         with self._lock:
             cancel()
             return {i for i in ids if i in self.store}
+
+    def cancel(self, object_id: str, force: bool, recursive: bool) -> None:
+        with self._lock:
+            self.cancels.cancel(object_id, force=force, recursive=recursive)
+            self._schedule()
 
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         with self._lock:
@@ -203,10 +214,22 @@ class Node(core.Core):
             self.actors.create(spec, env, owner and owner.id)
             return
         self.actors.pin_handles(spec.handles)
+        if owner is not None and owner.task is not None:
+            self.cancels.started_by(owner.task, spec)
         if env.error is not None:
             self.store.fail(spec, env.error)
-        else:
-            self.store.when_all_ready(spec.deps, lambda: self._enqueue(spec, env))
+        elif not spec.deps or all(d in self.store for d in spec.deps):
+            self._enqueue(spec, env)
+        else:  # until its arguments exist; cancel() finds it here
+            self.pending[spec.task_id] = spec
+            self.store.when_all_ready(spec.deps, lambda: self._deps_ready(spec, env))
+
+    def _deps_ready(self, spec: TaskSpec, env: EnvState) -> None:
+        if self.pending.pop(spec.task_id, None) is not None:  # else: it was cancelled
+            self._enqueue(spec, env)
+
+    def _fail_pending(self, spec: TaskSpec, error: BaseException) -> None:
+        self.store.fail(spec, error)
 
     def _schedule(self) -> None:
         """Start what waits for resources: actors first (they hold theirs for life), then
@@ -289,8 +312,16 @@ class Node(core.Core):
             case KillActor(actor_id=actor_id, no_restart=no_restart):
                 self.actors.kill(actor_id, no_restart)
                 self._schedule()
+            case CancelTask(object_id=object_id, force=force, recursive=recursive):
+                try:
+                    self.cancels.cancel(object_id, force=force, recursive=recursive)
+                except ValueError:
+                    pass  # force on an actor call: as if not asked (the driver's call raises)
+                self._schedule()
 
     def _on_done(self, worker: Worker, task_id: str, results: list[Result]) -> None:
+        if self.cancels.cancelled or self.cancels.children:
+            results = self.cancels.finished(task_id, results)
         if worker.actor is not None:
             self.actors.done(worker, task_id, results)
             return
@@ -343,7 +374,10 @@ class Node(core.Core):
             self.actors.worker_exited(worker, how)
         elif worker.task is not None:
             task = self.scheduler.finished(worker)
-            if task.max_retries < 0 or task.attempts < task.max_retries:
+            cancelled = self.cancels.crashed(task)
+            if cancelled is not None:
+                self.store.fail(task, cancelled)
+            elif task.max_retries < 0 or task.attempts < task.max_retries:
                 task.attempts += 1
                 self.scheduler.enqueue(task, worker.env, first=True)
             else:

@@ -57,6 +57,17 @@ class Scheduler:
         else:
             queue.append(task)
 
+    def queued(self) -> list[TaskSpec]:
+        return [task for queue in self.queues.values() for task in queue]
+
+    def remove(self, task: TaskSpec) -> bool:
+        """Take a queued task out (it was cancelled); False if it is not queued."""
+        for queue in self.queues.values():
+            if task in queue:
+                queue.remove(task)
+                return True
+        return False
+
     def drop(self, env: EnvState) -> collections.deque[TaskSpec]:
         """Take an env's queued tasks out, to fail them."""
         return self.queues.pop(env, collections.deque())

@@ -199,10 +199,12 @@ def exit_description(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def launch_vars(socket_path: str, job_id: str, num_cpus: int, namespace: str, node_id: str,
+def launch_vars(socket_path: str, session_dir: str, job_id: str, num_cpus: int,
+                namespace: str, node_id: str,
                 resource_totals: dict[str, float]) -> dict[str, str]:
     """What every worker of this node is told, besides its env's own variables."""
     return {
+        "MINRAY_SESSION_DIR": session_dir,
         "MINRAY_NODE_ID": node_id,
         "MINRAY_RESOURCES": json.dumps(resource_totals),
         "MINRAY_NODE_SOCKET": socket_path,
