@@ -89,8 +89,21 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
                     job_env=env, job_id=f"{os.getpid() & 0xFFFFFFFF:08x}",
                     namespace=namespace or str(uuid.uuid4()), resource_totals=totals)
         core.set_current(node)
-        atexit.register(shutdown)
+        atexit.register(_finish_then_shutdown)
         return _Initialized(node)
+
+
+def _finish_then_shutdown() -> None:
+    """At interpreter exit, let the tasks already submitted finish first (as
+    concurrent.futures does), so a fire-and-forget task's output is not lost; Ctrl-C stops
+    waiting. An explicit shutdown() stops at once, as in Ray."""
+    node = core.get_current()
+    if node is not None and node.is_driver:
+        try:
+            node.finish_submitted()
+        except KeyboardInterrupt:
+            pass
+    shutdown()
 
 
 def is_initialized() -> bool:

@@ -4,6 +4,8 @@ option checks, export once, argument packing."""
 from __future__ import annotations
 
 import hashlib
+import os
+import warnings
 from typing import Any
 
 import cloudpickle
@@ -21,6 +23,8 @@ _ACTOR_OPTIONS = {"num_cpus", "num_gpus", "max_restarts", "max_task_retries", "r
                   "name", "namespace", "lifetime", "max_concurrency", "resources", "memory",
                   "scheduling_strategy", "get_if_exists"}
 DEFAULT_MAX_RETRIES = 3  # as Ray, for tasks whose worker dies
+FUNCTION_SIZE_ERROR_THRESHOLD = 10**8  # Ray's limits on a pickled function or class
+FUNCTION_SIZE_WARN_THRESHOLD = 10**7
 _ASKS = frozenset(("num_gpus", "memory", "resources"))  # options that ask for more than CPUs
 
 
@@ -73,9 +77,21 @@ def _number(key: str, value: Any) -> None:
         raise ValueError(f"{key} must be a non-negative number, got {value!r}")
 
 
-def _export(obj: Any) -> tuple[str, bytes]:
-    """Pickle a function or class once; its id is the hash of its bytes."""
+def _export(obj: Any, kind: str) -> tuple[str, bytes]:
+    """Pickle a function or class once; its id is the hash of its bytes. One that pickles
+    over Ray's limit fails as it would on Ray (a large value it captures belongs in put)."""
     data = cloudpickle.dumps(obj, protocol=5)
+    limit = int(os.environ.get("FUNCTION_SIZE_ERROR_THRESHOLD", FUNCTION_SIZE_ERROR_THRESHOLD))
+    if len(data) > limit:
+        raise ValueError(
+            f"the {kind} {getattr(obj, '__qualname__', obj)} pickles to {len(data) >> 20} MiB, "
+            f"more than Ray allows (FUNCTION_SIZE_ERROR_THRESHOLD={limit >> 20} MiB): it "
+            f"probably captures a large object from its scope; put that with put() and pass "
+            f"the ref instead")
+    if len(data) > FUNCTION_SIZE_WARN_THRESHOLD:
+        warnings.warn(f"the {kind} {getattr(obj, '__qualname__', obj)} pickles to "
+                      f"{len(data) >> 20} MiB: does it capture a large object from its scope? "
+                      f"put() it and pass the ref instead", stacklevel=4)
     return hashlib.sha1(data).hexdigest(), data
 
 
@@ -113,7 +129,8 @@ class _Remote:
 
     def _exported_target(self) -> tuple[str, bytes]:
         if self._exported is None:
-            self._exported = _export(self._target)
+            self._exported = _export(self._target,
+                                     "actor class" if self._actor else "remote function")
         return self._exported
 
     def __reduce__(self):

@@ -9,7 +9,9 @@ worker, a worker that connected or exited, an env that became ready or failed.
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import time
 import uuid
 
 import runtime_env as renv
@@ -419,6 +421,23 @@ class Node(core.Core):
         return min(wait or 0.2, 0.2)
 
     # ------------------------------------------------------------------ shutdown
+    def finish_submitted(self) -> None:
+        """Block until every submitted task and actor call has ended; after a second, say on
+        stderr what is being waited for."""
+        started, told = time.monotonic(), False
+        while (left := self._unfinished()) and not self._closed:
+            if not told and time.monotonic() - started > 1:
+                print(f"minray: waiting for {left} unfinished task(s) before exiting "
+                      f"(Ctrl-C to stop them)", file=sys.stderr, flush=True)
+                told = True
+            time.sleep(0.02)
+
+    def _unfinished(self) -> int:
+        with self._lock:
+            return (len(self.pending) + len(self.scheduler.queued())
+                    + sum(1 for w in self.pool if w.task is not None)
+                    + len(self.actors.unfinished_calls()))
+
     def shutdown(self) -> None:
         """Stop every worker and everything they started; leave no process behind.
 
