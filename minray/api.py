@@ -16,7 +16,8 @@ from typing import Any
 
 import cloudpickle
 
-from minray import core
+from minray import core, strict
+from minray import exceptions as exc
 from minray.actor import ActorClass, ActorHandle
 from minray.objects import ObjectRef, id_hex, value_of
 from minray.remote import RemoteFunction
@@ -50,7 +51,8 @@ _IGNORED_INIT_OPTIONS = frozenset((
 def init(address: str | None = None, *, num_cpus: int | None = None,
          num_gpus: int | None = None, resources: dict | None = None,
          runtime_env: dict | None = None, namespace: str | None = None,
-         ignore_reinit_error: bool = False, **ray_options) -> _Initialized:
+         ignore_reinit_error: bool = False, _strict: bool | None = None,
+         **ray_options) -> _Initialized:
     """Start the embedded local node. Cheap: workers start when tasks need them.
 
     `address` may be None, "local" or "auto" (all: this machine); Ray's tuning options that do
@@ -69,6 +71,10 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
                                  or num_gpus < 0):
         raise ValueError(f"num_gpus must be a non-negative int, got {num_gpus!r}")
     totals = res.node_totals(num_gpus, resources)
+    if _strict is not None:
+        strict.set_enabled(bool(_strict))
+    if strict.enabled():
+        strict.check_runtime_env(runtime_env, task_level=False)
     if namespace is not None and (not isinstance(namespace, str) or not namespace):
         raise ValueError(f"namespace must be a non-empty string, got {namespace!r}")
     if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int)
@@ -100,7 +106,10 @@ def _finish_then_shutdown() -> None:
     node = core.get_current()
     if node is not None and node.is_driver:
         try:
-            node.finish_submitted()
+            if strict.enabled():
+                node.drop_unfinished_like_ray()
+            else:
+                node.finish_submitted()
         except KeyboardInterrupt:
             pass
     shutdown()
@@ -180,6 +189,10 @@ def remote(*args, **options):
     if args:
         raise TypeError("remote takes a function or class, or only keyword options: "
                         "@remote or @remote(num_cpus=1, ...)")
+    if not options:
+        raise exc.RemoteDecoratorError(
+            "@remote() with empty parentheses: write @remote, or give options, e.g. "
+            "@remote(num_cpus=1) (Ray refuses the empty form)")
     return lambda target: _make(target, options)
 
 

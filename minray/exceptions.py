@@ -128,3 +128,8 @@ class ActorExit(SystemExit):
 
 class TaskCancelledError(RayError):
     """The task was cancelled with `cancel()` before or while it ran."""
+
+
+class RemoteDecoratorError(TypeError, AssertionError):
+    """`@remote()` with empty parentheses. Ray raises an AssertionError here; a TypeError is
+    what it means, so it is both."""

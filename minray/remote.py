@@ -10,7 +10,7 @@ from typing import Any
 
 import cloudpickle
 
-from minray import core, resources
+from minray import core, resources, strict
 from minray.handles import dumps_noting_handles
 from minray.objects import Arg, ObjectRef
 from minray.signatures import CallCheck
@@ -54,6 +54,8 @@ def validate_options(options: dict, *, actor: bool) -> dict:
     if "runtime_env" in out:
         from runtime_env import parse  # not at import: workers start faster without it
 
+        if strict.enabled():
+            strict.check_runtime_env(out["runtime_env"], task_level=True)
         # parse(None) and parse({}) are empty, hence None; "", 0 or [] are a TypeError
         out["runtime_env"] = parse(out["runtime_env"]) or None
     return out

@@ -432,6 +432,14 @@ class Node(core.Core):
                 told = True
             time.sleep(0.02)
 
+    def drop_unfinished_like_ray(self) -> None:
+        """Strict mode at exit: do what Ray does (drop unfinished tasks), and say so."""
+        from minray.strict import exit_note
+
+        left = self._unfinished()
+        if left:
+            print(exit_note(left), file=sys.stderr, flush=True)
+
     def _unfinished(self) -> int:
         with self._lock:
             return (len(self.pending) + len(self.scheduler.queued())
