@@ -23,12 +23,14 @@ from minray.api import (
     shutdown,
     wait,
 )
+from minray.generators import DynamicObjectRefGenerator, ObjectRefGenerator
 from minray.objects import ObjectID, ObjectRef
 from minray.remote import RemoteFunction
 
 __version__ = "0.1.0"
 
-__all__ = ["ActorClass", "ActorHandle", "ObjectID", "ObjectRef", "RemoteFunction", "actor",
+__all__ = ["ActorClass", "ActorHandle", "DynamicObjectRefGenerator", "ObjectID", "ObjectRef",
+           "ObjectRefGenerator", "RemoteFunction", "actor",
            "available_resources", "cancel", "cluster_resources", "exceptions", "get", "get_actor",
            "get_gpu_ids", "get_runtime_context", "init", "is_initialized", "kill", "method",
            "nodes", "put", "remote", "shutdown", "wait"]

@@ -13,8 +13,9 @@ from typing import Any, NamedTuple
 
 from minray import core, handles, resources
 from minray import exceptions as exc
+from minray.generators import DYNAMIC, STREAMING, ObjectRefGenerator
 from minray.objects import ObjectRef
-from minray.remote import _ASKS, _Remote, pack_args, return_ids
+from minray.remote import _ASKS, _Remote, check_num_returns, pack_args, return_ids
 from minray.signatures import CallCheck
 from minray.task import ACTOR, CALL, ActorCreation, TaskSpec
 
@@ -49,7 +50,8 @@ def exit_actor() -> None:
 
 class MethodMeta(NamedTuple):
     check: CallCheck | None  # None when Python cannot tell the signature
-    num_returns: int = 1
+    num_returns: int | str = 1  # a generator method streams by default, as in Ray
+    generator: bool = False
 
 
 class ClassMeta(NamedTuple):
@@ -63,9 +65,7 @@ _TERMINATE_META = MethodMeta(CallCheck(inspect.Signature()))
 
 
 def _check_num_returns(options: dict) -> None:
-    n = options.get("num_returns", 1)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"num_returns must be an int >= 1, got {n!r}")
+    check_num_returns(options.get("num_returns", 1))
 
 
 class ActorClass(_Remote):
@@ -145,9 +145,11 @@ def _methods(cls: type) -> dict[str, MethodMeta]:
             check = CallCheck.of(raw, drop_first=True)
         else:
             check = None
-        options = getattr(raw.__func__ if isinstance(raw, (staticmethod, classmethod)) else raw,
-                          "__minray_method_options__", {})
-        methods[name] = MethodMeta(check, options.get("num_returns", 1))
+        fn = raw.__func__ if isinstance(raw, (staticmethod, classmethod)) else raw
+        options = getattr(fn, "__minray_method_options__", {})
+        generator = inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
+        methods[name] = MethodMeta(check, options.get("num_returns",
+                                                      STREAMING if generator else 1), generator)
     return methods
 
 
@@ -213,13 +215,20 @@ class ActorMethod:
         handle, meta = self._handle, self._meta
         if meta.check is not None:
             meta.check(f"{handle._meta.name}.{self._name}.remote()", args, kwargs)
+        n = self._options.get("num_returns", meta.num_returns)
+        streams = n in (STREAMING, DYNAMIC)
+        if streams and not meta.generator:
+            raise ValueError(f"{handle._meta.name}.{self._name}.remote(): num_returns={n!r} "
+                             f"needs a generator method (one that uses yield); this one is not")
         c = core.current()
         task_id = c.new_id()
-        ids = return_ids(task_id, self._options.get("num_returns", meta.num_returns))
+        ids = [task_id] if streams else return_ids(task_id, n)
         data, deps, held = pack_args(args, kwargs)
         name = self._options.get("name") or f"{handle._meta.name}.{self._name}"
         c.submit(TaskSpec(task_id=task_id, name=name, kind=CALL, args=data, deps=deps,
                           return_ids=ids, actor_id=handle._actor_id, method=self._name,
-                          handles=held))
+                          handles=held, generator=n if streams else None))
+        if n == STREAMING:
+            return ObjectRefGenerator(task_id)
         refs = [ObjectRef(i) for i in ids]
         return refs[0] if len(refs) == 1 else refs

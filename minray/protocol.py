@@ -138,6 +138,13 @@ class CancelTask(NamedTuple):
     recursive: bool
 
 
+class Yield(NamedTuple):
+    """A generator task produced its next value, stored under `object_id`."""
+
+    object_id: str
+    result: Result
+
+
 class Query(NamedTuple):
     """A task asks the node about itself (`what`: "resources"); answered by a Reply."""
 
@@ -146,10 +153,10 @@ class Query(NamedTuple):
 
 
 Message = Union[Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel, KillActor,  # noqa: UP007
-                CreateNamed, LookupActor, Handles, Exiting, Query, CancelTask]
+                CreateNamed, LookupActor, Handles, Exiting, Query, CancelTask, Yield]
 _KINDS: tuple[type, ...] = (Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel,
                             KillActor, CreateNamed, LookupActor, Handles, Exiting, Query,
-                            CancelTask)
+                            CancelTask, Yield)
 _TAG = {kind: tag for tag, kind in enumerate(_KINDS)}
 _CARRIES_TASK = (Run, Submit, CreateNamed)  # their first field is a TaskSpec, as a tuple
 

@@ -4,6 +4,7 @@ option checks, export once, argument packing."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import warnings
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import cloudpickle
 
 from minray import core, resources, strict
+from minray.generators import DYNAMIC, STREAMING, ObjectRefGenerator, generator_returns
 from minray.handles import dumps_noting_handles
 from minray.objects import Arg, ObjectRef
 from minray.signatures import CallCheck
@@ -43,10 +45,8 @@ def validate_options(options: dict, *, actor: bool) -> dict:
         if key in out and (not isinstance(out[key], int) or isinstance(out[key], bool)
                            or out[key] < -1):
             raise ValueError(f"{key} must be an int >= -1 (-1: no limit), got {out[key]!r}")
-    if "num_returns" in out and (not isinstance(out["num_returns"], int)
-                                 or isinstance(out["num_returns"], bool)
-                                 or out["num_returns"] < 1):
-        raise ValueError(f"num_returns must be an int >= 1, got {out['num_returns']!r}")
+    if "num_returns" in out:
+        check_num_returns(out["num_returns"])
     if actor:
         _check_actor_naming(out)
     if out.get("max_concurrency", 1) != 1:
@@ -62,6 +62,13 @@ def validate_options(options: dict, *, actor: bool) -> dict:
 
 
 _LIFETIMES = (None, "detached", "non_detached")
+
+
+def check_num_returns(n) -> None:
+    if n in (STREAMING, DYNAMIC):
+        return
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"num_returns must be an int >= 1, 'streaming' or 'dynamic', got {n!r}")
 
 
 def _check_actor_naming(options: dict) -> None:
@@ -170,6 +177,11 @@ class _WithOptions:
 class RemoteFunction(_Remote):
     _check: CallCheck | None = None
 
+    @property
+    def _default_returns(self):
+        """A generator function streams its values by default, as in Ray."""
+        return STREAMING if inspect.isgeneratorfunction(self._target) else 1
+
     def _remote(self, args: tuple, kwargs: dict, options: dict):
         check = self._check
         if check is None:
@@ -180,8 +192,11 @@ class RemoteFunction(_Remote):
         c.check_resources(options.get("num_cpus", 1), asked)
         func_id, func_bytes = self._exported_target()
         task_id = c.new_id()
-        n = options.get("num_returns", 1)
-        ids = return_ids(task_id, n)
+        n = options.get("num_returns", self._default_returns)
+        streams = n in (STREAMING, DYNAMIC)
+        if streams:
+            generator_returns(n, self._target, f"{self.__qualname__}.remote()")
+        ids = [task_id] if streams else return_ids(task_id, n)
         data, deps, held = pack_args(args, kwargs)
         retries = options.get("max_retries")
         c.submit(TaskSpec(
@@ -189,9 +204,11 @@ class RemoteFunction(_Remote):
             args=data, deps=deps, return_ids=ids, func_id=func_id, func_bytes=func_bytes,
             num_cpus=options.get("num_cpus", 1), runtime_env=options.get("runtime_env"),
             max_retries=DEFAULT_MAX_RETRIES if retries is None else retries, handles=held,
-            resources=asked))
+            resources=asked, generator=n if streams else None))
+        if n == STREAMING:
+            return ObjectRefGenerator(task_id)
         refs = [ObjectRef(i) for i in ids]
-        return refs[0] if n == 1 else refs
+        return refs[0] if len(refs) == 1 else refs
 
 
 def _accept_any(what: str, args: tuple, kwargs: dict) -> None:

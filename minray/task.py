@@ -41,6 +41,7 @@ class TaskSpec:
     method: str | None = None
     attempts: int = 0
     resources: dict[str, float] | None = None  # GPUs, memory, custom: beyond num_cpus
+    generator: str | None = None  # "streaming" or "dynamic": the task yields its values
     handles: list[str] | None = None  # actors whose handles the arguments hold: kept alive
     actor: ActorCreation | None = None  # an actor's creation: its name, lifetime, ...
 

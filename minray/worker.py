@@ -24,7 +24,8 @@ import cloudpickle
 
 from minray import core, handles
 from minray import exceptions as exc
-from minray.objects import Arg
+from minray.generators import DYNAMIC, DynamicObjectRefGenerator, item_id
+from minray.objects import Arg, ObjectRef
 from minray.protocol import (
     Cancel,
     CancelTask,
@@ -45,6 +46,7 @@ from minray.protocol import (
     Run,
     Submit,
     Wait,
+    Yield,
 )
 from minray.task import ACTOR, CALL, Result, TaskSpec
 from runtime_env.processes import pid_alive
@@ -265,7 +267,10 @@ class WorkerCore(core.Core):
                 fn = (getattr(self.actor, task.method) if task.method is not None
                       else self._functions[task.func_id])
                 value = fn(*call_args, **call_kwargs)
-                results = _dump_results(value, len(task.return_ids), task.name)
+                if task.generator is not None:
+                    results = self._stream(task, value)
+                else:
+                    results = _dump_results(value, len(task.return_ids), task.name)
         except KeyboardInterrupt:  # cancel(): the node reports TaskCancelledError
             results = [_dump_error(exc.TaskCancelledError(f"task {task.name} was cancelled"))
                        ] * len(task.return_ids)
@@ -282,6 +287,22 @@ class WorkerCore(core.Core):
         finally:
             self.task_id = None
         self.send(Done(task.task_id, results))
+
+    def _stream(self, task: TaskSpec, values) -> list[Result]:
+        """Send each value a generator yields as it comes; an exception becomes the next
+        value. The task's own result: the count (streaming) or the refs (dynamic)."""
+        count = 0
+        try:
+            for value in values:
+                self.send(Yield(item_id(task.task_id, count), (True, _dumps(value))))
+                count += 1
+        except Exception as e:  # noqa: BLE001 - the caller meets it where it happened
+            self.send(Yield(item_id(task.task_id, count), _dump_error(_task_error(task.name, e))))
+            count += 1
+        if task.generator == DYNAMIC:
+            refs = [ObjectRef(item_id(task.task_id, i)) for i in range(count)]
+            return [(True, _dumps(DynamicObjectRefGenerator(refs)))]
+        return [(True, _dumps(count))]
 
     def _use_gpus(self, gpu_ids: list[int]) -> None:
         """Show the task only its own GPUs, as Ray does; a task without restores the

@@ -44,6 +44,7 @@ from minray.protocol import (
     Reply,
     Submit,
     Wait,
+    Yield,
 )
 from minray.task import ACTOR, CALL, Result, TaskSpec
 from runtime_env import processes
@@ -307,6 +308,8 @@ class Node(core.Core):
                     self.actors.exiting(worker, reason)
             case Put(object_id=object_id, data=data):
                 self.store.store(object_id, (True, data))
+            case Yield(object_id=object_id, result=result):
+                self.store.store(object_id, result)
             case Get() | Wait():
                 self._on_request(worker, msg)
             case Cancel(req_id=req_id):
