@@ -16,10 +16,10 @@ from minray.api import (
     wait,
 )
 from minray.objects import ObjectRef
-from minray.remote import ActorClass, ActorHandle, RemoteFunction, remote
+from minray.remote import ActorClass, ActorHandle, RemoteFunction, method, remote
 
 __version__ = "0.1.0"
 
 __all__ = ["ActorClass", "ActorHandle", "ObjectRef", "RemoteFunction", "exceptions", "get",
-           "get_runtime_context", "init", "is_initialized", "kill", "put", "remote", "shutdown",
-           "wait"]
+           "get_runtime_context", "init", "is_initialized", "kill", "method", "put", "remote",
+           "shutdown", "wait"]

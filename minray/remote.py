@@ -10,15 +10,17 @@ import cloudpickle
 
 from minray import core
 from minray.objects import Arg, ObjectRef
-from minray.task import ACTOR, CALL, TASK, TaskSpec
+from minray.task import ACTOR, CALL, TASK, Concurrency, TaskSpec
 
 # Options with a meaning here; a few more are accepted because they are harmless on one node.
 _TASK_OPTIONS = {"num_cpus", "num_gpus", "max_retries", "runtime_env", "num_returns", "name",
                  "retry_exceptions", "resources", "memory", "scheduling_strategy"}
 _ACTOR_OPTIONS = {"num_cpus", "num_gpus", "max_restarts", "max_task_retries", "runtime_env",
-                  "name", "namespace", "lifetime", "max_concurrency", "resources", "memory",
-                  "scheduling_strategy", "get_if_exists"}
+                  "name", "namespace", "lifetime", "max_concurrency", "concurrency_groups",
+                  "resources", "memory", "scheduling_strategy", "get_if_exists"}
+_METHOD_OPTIONS = {"num_returns", "concurrency_group"}
 DEFAULT_MAX_RETRIES = 3  # as Ray, for tasks whose worker dies
+ASYNC_MAX_CONCURRENCY = 1000  # as Ray: an async actor's default group runs this many at once
 
 
 def validate_options(options: dict, *, actor: bool) -> dict:
@@ -45,14 +47,58 @@ def validate_options(options: dict, *, actor: bool) -> dict:
                                  or isinstance(out["num_returns"], bool)
                                  or out["num_returns"] < 1):
         raise ValueError(f"num_returns must be an int >= 1, got {out['num_returns']!r}")
-    if out.get("max_concurrency", 1) != 1:
-        raise ValueError("max_concurrency: minray actors run one method at a time")
+    if out.get("max_concurrency") is not None and not _count(out["max_concurrency"]):
+        raise ValueError(f"max_concurrency must be an int >= 1, got {out['max_concurrency']!r}")
+    if out.get("concurrency_groups") is not None:
+        _check_groups(out["concurrency_groups"])
     if "runtime_env" in out:
         from runtime_env import parse  # not at import: workers start faster without it
 
         # parse(None) and parse({}) are empty, hence None; "", 0 or [] are a TypeError
         out["runtime_env"] = parse(out["runtime_env"]) or None
     return out
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_groups(groups: Any) -> None:
+    if not isinstance(groups, dict):
+        raise TypeError(f"concurrency_groups must be a dict of group name -> max concurrent "
+                        f"calls, e.g. {{'io': 2}}, got {type(groups).__name__}")
+    for name, size in groups.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"concurrency_groups: group names must be non-empty strings, got "
+                             f"{name!r}")
+        if not _count(size):
+            raise ValueError(f"concurrency_groups[{name!r}] must be an int >= 1 (calls at "
+                             f"once), got {size!r}")
+
+
+def method(*args, **options):
+    """Options for one actor method, as Ray's `@ray.method(num_returns=..., concurrency_group=...)`:
+    kept on the function, read where the actor class is created and its methods called."""
+    if args:
+        raise TypeError("method takes only keyword options: @method(concurrency_group='io')")
+    unknown = sorted(set(options) - _METHOD_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown method option(s) {unknown}; known options are "
+                         f"{sorted(_METHOD_OPTIONS)}")
+    if "num_returns" in options:
+        validate_options({"num_returns": options["num_returns"]}, actor=False)
+    group = options.get("concurrency_group")
+    if group is not None and (not isinstance(group, str) or not group):
+        raise ValueError(f"concurrency_group must be a group's name, got {group!r}")
+
+    def decorate(fn):
+        if not callable(fn):
+            raise TypeError(f"@method applies to an actor's methods, not {type(fn).__name__}")
+        fn.__minray_method_options__ = {**getattr(fn, "__minray_method_options__", {}),
+                                        **options}
+        return fn
+
+    return decorate
 
 
 def _number(key: str, value: Any) -> None:
@@ -151,8 +197,13 @@ class RemoteFunction(_Remote):
 class ActorClass(_Remote):
     _actor = True
 
+    def __init__(self, target: Any, options: dict):
+        super().__init__(target, options)
+        self._async_and_groups: tuple[bool, dict[str, str]] | None = None
+
     def _remote(self, args: tuple, kwargs: dict, options: dict) -> ActorHandle:
         c = core.current()
+        concurrency = self._concurrency(options)
         func_id, func_bytes = self._exported_target()
         actor_id = c.new_id()
         data, deps = _pack_args(args, kwargs)
@@ -160,21 +211,54 @@ class ActorClass(_Remote):
             task_id=actor_id, name=self.__qualname__, kind=ACTOR, args=data, deps=deps,
             return_ids=[], func_id=func_id, func_bytes=func_bytes,
             num_cpus=options.get("num_cpus") or 0, runtime_env=options.get("runtime_env"),
-            max_restarts=options.get("max_restarts", 0), actor_id=actor_id))
-        return ActorHandle(actor_id, self.__qualname__, self._method_names())
+            max_restarts=options.get("max_restarts", 0), actor_id=actor_id,
+            concurrency=concurrency))
+        groups = tuple(concurrency.groups) if concurrency is not None else ()
+        return ActorHandle(actor_id, self.__qualname__, self._method_names(), groups)
 
     def _method_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in inspect.getmembers(self._target, callable)
                      if not name.startswith("__"))
 
+    def _concurrency(self, options: dict) -> Concurrency | None:
+        """How the actor runs its calls; None for one at a time (the plain path). A method
+        placed in a group the actor does not define is an error here, at creation."""
+        is_async, method_groups = self._async_and_method_groups()
+        groups = options.get("concurrency_groups") or {}
+        for name, group in method_groups.items():
+            if group not in groups:
+                raise ValueError(f"{self.__qualname__}.{name} is in concurrency_group "
+                                 f"{group!r}, which the actor does not define; its "
+                                 f"concurrency_groups are {sorted(groups)}")
+        limit = options.get("max_concurrency") or (ASYNC_MAX_CONCURRENCY if is_async else 1)
+        if not is_async and limit == 1 and not groups:
+            return None
+        return Concurrency(is_async, limit, dict(groups), method_groups)
+
+    def _async_and_method_groups(self) -> tuple[bool, dict[str, str]]:
+        """Whether any method is `async def` (then the actor is an async actor, as in Ray),
+        and the methods `@method` placed in a concurrency group."""
+        if self._async_and_groups is None:
+            is_async, groups = False, {}
+            for name, member in inspect.getmembers(self._target, callable):
+                if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
+                    is_async = True
+                group = getattr(member, "__minray_method_options__", {}).get("concurrency_group")
+                if group is not None:
+                    groups[name] = group
+            self._async_and_groups = is_async, groups
+        return self._async_and_groups
+
 
 class ActorHandle:
     """A reference to a live actor; pass it to other tasks freely."""
 
-    def __init__(self, actor_id: str, class_name: str, methods: tuple[str, ...]):
+    def __init__(self, actor_id: str, class_name: str, methods: tuple[str, ...],
+                 groups: tuple[str, ...] = ()):
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
+        self._groups = groups  # its concurrency_groups, to check `.options(concurrency_group)`
 
     def __getattr__(self, name: str) -> ActorMethod:
         if name.startswith("_") or name not in self._methods:
@@ -182,7 +266,7 @@ class ActorHandle:
         return ActorMethod(self, name, {})
 
     def __reduce__(self):
-        return ActorHandle, (self._actor_id, self._class_name, self._methods)
+        return ActorHandle, (self._actor_id, self._class_name, self._methods, self._groups)
 
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {self._actor_id})"
@@ -199,11 +283,17 @@ class ActorMethod:
                         f"{self._name}.remote(...)")
 
     def options(self, **options) -> ActorMethod:
-        unknown = sorted(set(options) - {"num_returns", "name"})
+        known = {"num_returns", "name", "concurrency_group"}
+        unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(f"unknown actor method option(s) {unknown}; known options are "
-                             f"['name', 'num_returns']")
+                             f"{sorted(known)}")
         validate_options({k: v for k, v in options.items() if k == "num_returns"}, actor=False)
+        group = options.get("concurrency_group")
+        if group is not None and group not in self._handle._groups:
+            raise ValueError(f"concurrency_group {group!r} is not a group of actor "
+                             f"{self._handle._class_name}; its concurrency_groups are "
+                             f"{sorted(self._handle._groups)}")
         return ActorMethod(self._handle, self._name, {**self._options, **options})
 
     def remote(self, *args, **kwargs):
@@ -215,7 +305,8 @@ class ActorMethod:
         name = self._options.get("name") or f"{self._handle._class_name}.{self._name}"
         c.submit(TaskSpec(task_id=task_id, name=name, kind=CALL, args=data, deps=deps,
                              return_ids=return_ids, actor_id=self._handle._actor_id,
-                             method=self._name))
+                             method=self._name,
+                             concurrency_group=self._options.get("concurrency_group")))
         refs = [ObjectRef(i) for i in return_ids]
         return refs[0] if n == 1 else refs
 

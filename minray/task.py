@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 TASK, ACTOR, CALL = "task", "actor", "call"
 
 # A stored value or error: (True, pickled value) or (False, pickled exception).
 Result = tuple[bool, bytes]
+
+
+class Concurrency(NamedTuple):
+    """How an actor runs calls when not one at a time: on event loops (an async actor) or
+    threads, `max_concurrency` at once in the default group and each named group's own limit."""
+
+    is_async: bool
+    max_concurrency: int
+    groups: dict[str, int]  # concurrency_groups: name -> calls at once
+    method_groups: dict[str, str]  # method -> its group, from @method(concurrency_group=...)
 
 
 @dataclass(slots=True)
@@ -28,6 +39,8 @@ class TaskSpec:
     actor_id: str | None = None
     method: str | None = None
     attempts: int = 0
+    concurrency: Concurrency | None = None  # an actor's creation, unless one call at a time
+    concurrency_group: str | None = None  # a call: the group `.options()` chose for it
 
     def to_wire(self) -> tuple:
         """The fields as a plain tuple: pickles ~4x faster than the dataclass itself."""

@@ -2,6 +2,8 @@
 
 The same object is the worker's `core`: tasks that call `minray.get`, `.remote()` or `put`
 go through the worker's connection to the node, so nested tasks inherit this worker's env.
+An async or threaded actor runs its calls concurrently (minray/actor_concurrency.py), and then
+one reader thread routes the node's replies (minray/replies.py); so does an `await ref`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 import cloudpickle
 
@@ -30,13 +33,14 @@ from minray.protocol import (
     Get,
     Hello,
     KillActor,
+    Message,
     Put,
     Reply,
     Run,
     Submit,
     Wait,
 )
-from minray.task import ACTOR, Result, TaskSpec
+from minray.task import ACTOR, Concurrency, Result, TaskSpec
 from runtime_env.processes import pid_alive
 
 
@@ -50,7 +54,7 @@ class WorkerCore(core.Core):
         self.worker_id = worker_id
         self.job_id = os.environ["MINRAY_JOB_ID"]
         self._runtime_env_json = os.environ["MINRAY_RUNTIME_ENV"]
-        self.task_id: str | None = None
+        self._task_id: str | None = None
         self.actor_id: str | None = None
         self.actor = None
         self.actor_error: BaseException | None = None
@@ -61,6 +65,28 @@ class WorkerCore(core.Core):
         self._functions: dict[str, object] = {}
         self._sent_functions: set[str] = set()
         self._inbox: collections.deque[Run | Exit] = collections.deque()
+        self._send_lock = threading.Lock()  # calls on several threads send
+        self._router_lock = threading.Lock()
+        self._router = None  # minray.replies.Router, once calls wait for objects concurrently
+        self._work = None  # then: the Run and Exit messages the reader passes to the main thread
+        self._calls = None  # minray.actor_concurrency.ConcurrentCalls of a concurrent actor
+
+    @property
+    def task_id(self) -> str | None:
+        """The task or call that the asking thread (or asyncio task) runs."""
+        calls = self._calls
+        return (calls is not None and calls.current_task_id()) or self._task_id
+
+    def send(self, message: Message) -> None:
+        with self._send_lock:
+            self.channel.send(message)
+
+    @staticmethod
+    def leave() -> None:
+        """End the worker process now, its output flushed."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
     # ------------------------------------------------------------- the core, for tasks
     @property
@@ -75,13 +101,13 @@ class WorkerCore(core.Core):
             spec.func_bytes = None
         elif spec.func_id is not None:
             self._sent_functions.add(spec.func_id)
-        self.channel.send(Submit(spec))
+        self.send(Submit(spec))
 
     def put(self, object_id: str, data: bytes) -> None:
-        self.channel.send(Put(object_id, data))
+        self.send(Put(object_id, data))
 
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
-        self.channel.send(KillActor(actor_id, no_restart))
+        self.send(KillActor(actor_id, no_restart))
 
     def get(self, ids: list[str], timeout: float | None) -> list[Result]:
         req = next(self._requests)
@@ -97,12 +123,19 @@ class WorkerCore(core.Core):
             reply = self._reply_to(req, None)
         return set(reply)
 
+    def watch(self, object_id: str, on_result) -> Callable[[], None]:
+        router = self._use_router()
+        return router.watch(Get(next(self._requests), [object_id]),
+                            lambda results: on_result(results[0]))
+
     def _request(self, request: Get | Wait, timeout: float | None) -> list | None:
         """Ask the node for objects; while this task waits, its CPU is lent to others."""
-        self.channel.send(request)
+        if self._router is not None:
+            return self._router.request(request, timeout)
+        self.send(request)
         reply = self._reply_to(request.req_id, timeout)
         if reply is None:
-            self.channel.send(Cancel(request.req_id))
+            self.send(Cancel(request.req_id))
         return reply
 
     def _reply_to(self, req: int, timeout: float | None):
@@ -130,17 +163,61 @@ class WorkerCore(core.Core):
                     return
                 case Run():
                     self._run(msg)
+                    if self._calls is not None or self._router is not None:
+                        return self._serve_routed()
+
+    def _serve_routed(self) -> None:
+        """Once one reader thread reads the socket: run what it passes on, until Exit."""
+        self._use_router()
+        while True:
+            msg = self._work.get()
+            if type(msg) is Exit:
+                return
+            self._run(msg)
+
+    def _use_router(self):
+        """Hand reading to one thread (minray/replies.py): from now on several calls may wait
+        for objects at once. Messages kept meanwhile go first, in order."""
+        with self._router_lock:
+            if self._router is None:
+                import queue
+
+                from minray.replies import Router
+
+                self._work = queue.SimpleQueue()
+                self._router = Router(self.channel, self.send, self._on_work)
+                while self._inbox:
+                    self._on_work(self._inbox.popleft())
+                self._router.start()
+        return self._router
+
+    def _on_work(self, msg: Run | Exit) -> None:
+        if self._calls is not None and type(msg) is Run:
+            self._calls.submit(msg)
+        else:
+            self._work.put(msg)
+
+    def _construct(self, cls: type, args: list, kwargs: dict, concurrency: Concurrency | None):
+        if concurrency is None:
+            return cls(*args, **kwargs)
+        from minray.actor_concurrency import ConcurrentCalls
+
+        calls = ConcurrentCalls(self, concurrency)
+        instance = calls.construct(cls, args, kwargs)
+        self._calls = calls  # only a created actor runs calls concurrently
+        return instance
 
     def _run(self, msg: Run) -> None:
         task = msg.task
-        self.task_id = task.task_id
+        self._task_id = task.task_id
         try:
             if msg.func is not None:
                 self._functions[task.func_id] = cloudpickle.loads(msg.func)
             call_args, call_kwargs = _load_args(task.args, msg.deps)
             if task.kind == ACTOR:
                 self.actor_id = task.task_id
-                self.actor = self._functions[task.func_id](*call_args, **call_kwargs)
+                self.actor = self._construct(self._functions[task.func_id], call_args,
+                                             call_kwargs, task.concurrency)
                 results = [(True, b"")]
             else:
                 if self.actor_error is not None:
@@ -155,8 +232,8 @@ class WorkerCore(core.Core):
                 self.actor_error = exc.ActorDiedError(f"the actor's constructor failed:\n{error}")
             results = [_dump_error(error)] * max(len(task.return_ids), 1)
         finally:
-            self.task_id = None
-        self.channel.send(Done(task.task_id, results))
+            self._task_id = None
+        self.send(Done(task.task_id, results))
 
 
 def _load_args(args: bytes, deps: dict[str, bytes]) -> tuple[list, dict]:
@@ -224,7 +301,7 @@ def main() -> None:
             sys.path.append(path)
     channel = Channel(sock)
     worker = WorkerCore(channel, os.environ["MINRAY_WORKER_ID"])
-    channel.send(Hello(worker.worker_id))
+    worker.send(Hello(worker.worker_id))
     threading.Thread(target=_watch_driver, args=(sock, int(os.environ["MINRAY_DRIVER_PID"])),
                      daemon=True).start()
     core.set_current(worker)
@@ -233,6 +310,4 @@ def main() -> None:
     except (EOFError, ConnectionError):
         pass
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        worker.leave()

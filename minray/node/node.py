@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 
 import runtime_env as renv
 from minray import core
@@ -98,6 +99,18 @@ class Node(core.Core):
         with self._lock:
             cancel()
             return {i for i in ids if i in self.store}
+
+    def watch(self, object_id: str, on_result: Callable[[Result], None]) -> Callable[[], None]:
+        with self._lock:
+            self._check_session([object_id])
+            cancel = self.store.when_all_ready([object_id],
+                                               lambda: on_result(self.store[object_id]))
+
+        def stop() -> None:
+            with self._lock:
+                cancel()
+
+        return stop
 
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         with self._lock:
