@@ -47,7 +47,15 @@ class ConcurrentCalls:
     def submit(self, msg: Run) -> None:
         task = msg.task
         name = task.concurrency_group or self._method_groups.get(task.method)
-        (self._default if name is None else self._groups[name]).submit(msg)
+        group = self._default if name is None else self._groups.get(name)
+        if group is None:  # callers check names; a handle that does not know them may not
+            try:
+                raise ValueError(f"actor has no concurrency group {name!r}; its groups are "
+                                 f"{sorted(self._groups)}")
+            except ValueError as e:
+                self._worker.send(Done(task.task_id, self._error(msg, e)))
+            return
+        group.submit(msg)
 
     # ------------------------------------------------------------------ one call
     def run(self, msg: Run) -> None:

@@ -97,11 +97,12 @@ class WorkerCore(core.Core):
         return f"{self.worker_id}.{next(self._ids):x}"
 
     def submit(self, spec: TaskSpec) -> None:
-        if spec.func_id in self._sent_functions:
-            spec.func_bytes = None
-        elif spec.func_id is not None:
-            self._sent_functions.add(spec.func_id)
-        self.send(Submit(spec))
+        with self._send_lock:  # the first Submit of a function, with its bytes, goes first
+            if spec.func_id in self._sent_functions:
+                spec.func_bytes = None
+            elif spec.func_id is not None:
+                self._sent_functions.add(spec.func_id)
+            self.channel.send(Submit(spec))
 
     def put(self, object_id: str, data: bytes) -> None:
         self.send(Put(object_id, data))
@@ -173,7 +174,10 @@ class WorkerCore(core.Core):
             msg = self._work.get()
             if type(msg) is Exit:
                 return
-            self._run(msg)
+            if self._calls is not None:  # kept before the actor existed
+                self._calls.submit(msg)
+            else:
+                self._run(msg)
 
     def _use_router(self):
         """Hand reading to one thread (minray/replies.py): from now on several calls may wait
