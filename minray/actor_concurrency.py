@@ -63,7 +63,8 @@ class ConcurrentCalls:
         task = msg.task
         token = _current_task.set(task.task_id)
         try:
-            results = self._results(msg, self._method(msg)())
+            method, args, kwargs = self._call(msg)
+            results = self._results(msg, method(*args, **kwargs))
         except (Exception, GeneratorExit) as e:  # noqa: BLE001 - every error goes back
             results = self._error(msg, e)
         except BaseException:  # SystemExit and the like end the worker, as in a plain actor
@@ -77,7 +78,8 @@ class ConcurrentCalls:
         task = msg.task
         _current_task.set(task.task_id)  # this asyncio task's own context
         try:
-            value = self._method(msg)()
+            method, args, kwargs = self._call(msg)
+            value = method(*args, **kwargs)
             if inspect.isawaitable(value):
                 value = await value
             results = self._results(msg, value)
@@ -87,10 +89,10 @@ class ConcurrentCalls:
             self._worker.leave()
         self._worker.send(Done(task.task_id, results))
 
-    def _method(self, msg: Run):
+    def _call(self, msg: Run) -> tuple:
+        """The bound method and its arguments."""
         args, kwargs = _load_args(msg.task.args, msg.deps)
-        method = getattr(self.instance, msg.task.method)
-        return lambda: method(*args, **kwargs)
+        return getattr(self.instance, msg.task.method), args, kwargs
 
     @staticmethod
     def _results(msg: Run, value) -> list[Result]:

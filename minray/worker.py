@@ -124,7 +124,7 @@ class WorkerCore(core.Core):
             reply = self._reply_to(req, None)
         return set(reply)
 
-    def watch(self, object_id: str, on_result) -> Callable[[], None]:
+    def watch(self, object_id: str, on_result: Callable[[Result], None]) -> Callable[[], None]:
         router = self._use_router()
         return router.watch(Get(next(self._requests), [object_id]),
                             lambda results: on_result(results[0]))
