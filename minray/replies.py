@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from minray.protocol import Cancel, Channel, Exit, Get, Message, Reply, Wait
 
+# A request is any message with a `req_id` that the node answers with one Reply (Get, Wait).
+
 
 class _Answer:
     """Where a blocking request's payload lands."""
@@ -54,9 +56,9 @@ class Router:
         except (EOFError, OSError):  # the node is gone: leave as a plain worker would
             self._on_work(Exit())
 
-    def request(self, request: Get | Wait, timeout: float | None) -> list | None:
-        """Send a Get or Wait and block this thread for its answer. A Get that times out is
-        cancelled (None); a Wait that times out is answered with what is ready then."""
+    def request(self, request: Message, timeout: float | None) -> list | None:
+        """Send a request and block this thread for its answer. One that times out is
+        cancelled (None), except a Wait: the node answers it with what is ready then."""
         answer = _Answer()
         with self._lock:
             self._waiting[request.req_id] = answer.put
