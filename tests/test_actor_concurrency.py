@@ -385,8 +385,9 @@ def test_kill_fails_every_call_in_flight(ray, tmp_path):
 
 
 def test_threaded_calls_wait_for_objects_at_the_same_time(ray, tmp_path):
-    gate = Gate(tmp_path)
-    held = gate.held(ray)
+    first, later = Gate(tmp_path / "first"), Gate(tmp_path / "later")
+    for gate in (first, later):
+        gate.path.parent.mkdir()
 
     @ray.remote(max_concurrency=3)
     class Reader:
@@ -395,16 +396,22 @@ def test_threaded_calls_wait_for_objects_at_the_same_time(ray, tmp_path):
 
         def read(self, refs, i):
             self.barrier.wait()
-            ready, _ = ray.wait(refs, timeout=0.1)  # a timed-out wait among blocked gets
-            return ray.get(refs[0]) + i, len(ready)
+            try:  # a get and a wait that time out while the other calls are blocked in get
+                ray.get(refs[1], timeout=0.1)
+                timed_out = False
+            except GetTimeoutError:
+                timed_out = True
+            ready, _ = ray.wait([refs[1]], timeout=0.1)
+            return ray.get(refs[0]) + i, timed_out, ready
 
     r = Reader.remote()
-    gated = held.remote(10)
-    calls = [r.read.remote([gated], i) for i in range(3)]
+    refs = [first.held(ray).remote(10), later.held(ray).remote(0)]
+    calls = [r.read.remote(refs, i) for i in range(3)]
     with pytest.raises(GetTimeoutError):
         ray.get(calls, timeout=0.5)
-    gate.open()
-    assert [v for v, _ in ray.get(calls, timeout=60)] == [10, 11, 12]
+    first.open()
+    assert ray.get(calls, timeout=60) == [(10 + i, True, []) for i in range(3)]
+    later.open()
 
 
 def test_await_refs_in_the_driver_and_in_a_plain_task(ray, tmp_path):
