@@ -17,22 +17,32 @@ from minray.generators import DYNAMIC, STREAMING, ObjectRefGenerator
 from minray.objects import ObjectRef
 from minray.remote import _ASKS, _Remote, check_num_returns, pack_args, return_ids
 from minray.signatures import CallCheck
-from minray.task import ACTOR, CALL, ActorCreation, TaskSpec
+from minray.task import ACTOR, CALL, ActorCreation, Concurrency, TaskSpec
 
 TERMINATE = "__ray_terminate__"  # the method that ends an actor once its earlier calls ran
-_METHOD_OPTIONS = {"num_returns", "name"}
+ASYNC_MAX_CONCURRENCY = 1000  # as Ray: an async actor's default group runs this many at once
+_METHOD_OPTIONS = {"num_returns", "name", "concurrency_group"}
 
 
-def method(**options):
-    """`@method(num_returns=2)` on an actor's method: the default options of its calls."""
+def method(*args, **options):
+    """`@method(num_returns=2, concurrency_group="io")` on an actor's method: the default
+    options of its calls, as Ray's `@ray.method`."""
+    if args:
+        raise TypeError("method takes only keyword options: @method(concurrency_group='io')")
     unknown = sorted(set(options) - _METHOD_OPTIONS)
     if unknown:
         raise ValueError(f"unknown method option(s) {unknown}; known options are "
                          f"{sorted(_METHOD_OPTIONS)}")
     _check_num_returns(options)
+    group = options.get("concurrency_group")
+    if group is not None and (not isinstance(group, str) or not group):
+        raise ValueError(f"concurrency_group must be a group's name, got {group!r}")
 
     def decorate(fn):
-        fn.__minray_method_options__ = options
+        if not callable(fn):
+            raise TypeError(f"@method applies to an actor's methods, not {type(fn).__name__}")
+        fn.__minray_method_options__ = {**getattr(fn, "__minray_method_options__", {}),
+                                        **options}
         return fn
 
     return decorate
@@ -59,6 +69,7 @@ class ClassMeta(NamedTuple):
 
     name: str
     methods: dict[str, MethodMeta]
+    groups: tuple[str, ...] = ()  # its concurrency_groups, to check `.options()` against
 
 
 _TERMINATE_META = MethodMeta(CallCheck(inspect.Signature()))
@@ -78,6 +89,7 @@ class ActorClass(_Remote):
         super().__init__(target, options)
         self._meta: ClassMeta | None = None
         self._init_check: CallCheck | None = None
+        self._async_and_groups: tuple[bool, dict[str, str]] | None = None
 
     def __getattr__(self, name: str) -> Any:
         target = self.__dict__.get("_target")
@@ -102,6 +114,9 @@ class ActorClass(_Remote):
 
     def _remote(self, args: tuple, kwargs: dict, options: dict) -> ActorHandle:
         meta = self._class_meta()
+        concurrency = self._concurrency(options)
+        if concurrency is not None and concurrency.groups:
+            meta = meta._replace(groups=tuple(concurrency.groups))
         if self._init_check is not None:
             self._init_check(f"{self.__qualname__}.remote()", args, kwargs)
         c = core.current()
@@ -122,12 +137,42 @@ class ActorClass(_Remote):
             return_ids=[], func_id=func_id, func_bytes=func_bytes,
             num_cpus=options.get("num_cpus") or 0, runtime_env=options.get("runtime_env"),
             max_restarts=options.get("max_restarts", 0), actor_id=actor_id, handles=held,
-            actor=creation, resources=asked)
+            actor=creation, resources=asked, concurrency=concurrency)
         if name is None:
             c.submit(spec)
         else:
             actor_id = c.submit_named(spec)  # another's id, for get_if_exists
         return ActorHandle(actor_id, meta)
+
+
+    def _concurrency(self, options: dict) -> Concurrency | None:
+        """How the actor runs its calls; None for one at a time (the plain path). A method
+        placed in a group the actor does not define is an error here, at creation."""
+        is_async, method_groups = self._async_and_method_groups()
+        groups = options.get("concurrency_groups") or {}
+        for name, group in method_groups.items():
+            if group not in groups:
+                raise ValueError(f"{self.__qualname__}.{name} is in concurrency_group "
+                                 f"{group!r}, which the actor does not define; its "
+                                 f"concurrency_groups are {sorted(groups)}")
+        limit = options.get("max_concurrency") or (ASYNC_MAX_CONCURRENCY if is_async else 1)
+        if not is_async and limit == 1 and not groups:
+            return None
+        return Concurrency(is_async, limit, dict(groups), method_groups)
+
+    def _async_and_method_groups(self) -> tuple[bool, dict[str, str]]:
+        """Whether any method is `async def` (then the actor is an async actor, as in Ray),
+        and the methods `@method` placed in a concurrency group."""
+        if self._async_and_groups is None:
+            is_async, groups = False, {}
+            for name, member in inspect.getmembers(self._target, callable):
+                if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
+                    is_async = True
+                group = getattr(member, "__minray_method_options__", {}).get("concurrency_group")
+                if group is not None:
+                    groups[name] = group
+            self._async_and_groups = is_async, groups
+        return self._async_and_groups
 
 
 def _methods(cls: type) -> dict[str, MethodMeta]:
@@ -209,6 +254,12 @@ class ActorMethod:
             raise ValueError(f"unknown actor method option(s) {unknown}; known options are "
                              f"{sorted(_METHOD_OPTIONS)}")
         _check_num_returns(options)
+        group = options.get("concurrency_group")
+        groups = self._handle._meta.groups
+        if group is not None and group not in groups:
+            raise ValueError(f"concurrency_group {group!r} is not a group of actor "
+                             f"{self._handle._meta.name}; its concurrency_groups are "
+                             f"{sorted(groups)}")
         return ActorMethod(self._handle, self._name, self._meta, {**self._options, **options})
 
     def remote(self, *args, **kwargs):
@@ -227,7 +278,8 @@ class ActorMethod:
         name = self._options.get("name") or f"{handle._meta.name}.{self._name}"
         c.submit(TaskSpec(task_id=task_id, name=name, kind=CALL, args=data, deps=deps,
                           return_ids=ids, actor_id=handle._actor_id, method=self._name,
-                          handles=held, generator=n if streams else None))
+                          handles=held, generator=n if streams else None,
+                          concurrency_group=self._options.get("concurrency_group")))
         if n == STREAMING:
             return ObjectRefGenerator(task_id)
         refs = [ObjectRef(i) for i in ids]

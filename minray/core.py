@@ -73,6 +73,11 @@ class Core(abc.ABC):
         """Cancel the task that returns `object_id`, if it has not finished."""
 
     @abc.abstractmethod
+    def watch(self, object_id: str, on_result: Callable[[Result], None]) -> Callable[[], None]:
+        """Call `on_result` (on any thread, soon: it must not block) once the object exists;
+        for `await ref`. Returns a function that cancels the watch."""
+
+    @abc.abstractmethod
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         """Stop an actor's process."""
 

@@ -74,12 +74,36 @@ class ObjectRef:
         return core.current().job_id
 
     def __await__(self):
-        import asyncio  # on use: it costs workers ~10 ms at start
+        return _awaited(self.id).__await__()
 
-        def fetch():
-            return value_of(core.current().get([self.id], None)[0])
 
-        return asyncio.get_running_loop().run_in_executor(None, fetch).__await__()
+async def _awaited(object_id: str):
+    """`await ref`: the loop waits on a future the core settles when the value exists, so any
+    number of awaits cost no thread each, and a cancelled await (`asyncio.wait_for`) stops
+    watching."""
+    import asyncio  # on use: it costs workers ~10 ms at start
+
+    loop = asyncio.get_running_loop()
+    arrived = loop.create_future()
+
+    def on_result(result: Result) -> None:  # any thread: the node's, a worker's reader
+        try:
+            loop.call_soon_threadsafe(_settle, arrived, result)
+        except RuntimeError:  # the loop was closed: nobody waits any more
+            pass
+
+    cancel = core.current().watch(object_id, on_result)
+    try:
+        result = await arrived
+    except BaseException:
+        cancel()
+        raise
+    return value_of(result)
+
+
+def _settle(future, result: Result) -> None:
+    if not future.done():
+        future.set_result(result)
 
 
 ObjectID = ObjectRef  # the older name, which Ray keeps

@@ -22,8 +22,9 @@ from minray.task import TASK, TaskSpec
 _TASK_OPTIONS = {"num_cpus", "num_gpus", "max_retries", "runtime_env", "num_returns", "name",
                  "retry_exceptions", "resources", "memory", "scheduling_strategy"}
 _ACTOR_OPTIONS = {"num_cpus", "num_gpus", "max_restarts", "max_task_retries", "runtime_env",
-                  "name", "namespace", "lifetime", "max_concurrency", "resources", "memory",
-                  "scheduling_strategy", "get_if_exists"}
+                  "name", "namespace", "lifetime", "max_concurrency", "concurrency_groups",
+                  "resources", "memory", "scheduling_strategy", "get_if_exists"}
+_METHOD_OPTIONS = {"num_returns", "concurrency_group"}
 DEFAULT_MAX_RETRIES = 3  # as Ray, for tasks whose worker dies
 FUNCTION_SIZE_ERROR_THRESHOLD = 10**8  # Ray's limits on a pickled function or class
 FUNCTION_SIZE_WARN_THRESHOLD = 10**7
@@ -49,8 +50,10 @@ def validate_options(options: dict, *, actor: bool) -> dict:
         check_num_returns(out["num_returns"])
     if actor:
         _check_actor_naming(out)
-    if out.get("max_concurrency", 1) != 1:
-        raise ValueError("max_concurrency: minray actors run one method at a time")
+    if out.get("max_concurrency") is not None and not _count(out["max_concurrency"]):
+        raise ValueError(f"max_concurrency must be an int >= 1, got {out['max_concurrency']!r}")
+    if out.get("concurrency_groups") is not None:
+        _check_groups(out["concurrency_groups"])
     if "runtime_env" in out:
         from runtime_env import parse  # not at import: workers start faster without it
 
@@ -79,6 +82,25 @@ def _check_actor_naming(options: dict) -> None:
     if options.get("lifetime") not in _LIFETIMES:
         raise ValueError(f"lifetime must be 'detached', 'non_detached' or None, got "
                          f"{options['lifetime']!r}")
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_groups(groups: Any) -> None:
+    if not isinstance(groups, dict):
+        raise TypeError(f"concurrency_groups must be a dict of group name -> max concurrent "
+                        f"calls, e.g. {{'io': 2}}, got {type(groups).__name__}")
+    for name, size in groups.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"concurrency_groups: group names must be non-empty strings, got "
+                             f"{name!r}")
+        if not _count(size):
+            raise ValueError(f"concurrency_groups[{name!r}] must be an int >= 1 (calls at "
+                             f"once), got {size!r}")
+
+
 
 
 def _number(key: str, value: Any) -> None:

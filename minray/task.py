@@ -23,6 +23,16 @@ class ActorCreation(NamedTuple):
     get_if_exists: bool
 
 
+class Concurrency(NamedTuple):
+    """How an actor runs calls when not one at a time: on event loops (an async actor) or
+    threads, `max_concurrency` at once in the default group and each named group's own limit."""
+
+    is_async: bool
+    max_concurrency: int
+    groups: dict[str, int]  # concurrency_groups: name -> calls at once
+    method_groups: dict[str, str]  # method -> its group, from @method(concurrency_group=...)
+
+
 @dataclass(slots=True)
 class TaskSpec:
     task_id: str
@@ -44,6 +54,8 @@ class TaskSpec:
     generator: str | None = None  # "streaming" or "dynamic": the task yields its values
     handles: list[str] | None = None  # actors whose handles the arguments hold: kept alive
     actor: ActorCreation | None = None  # an actor's creation: its name, lifetime, ...
+    concurrency: Concurrency | None = None  # an actor's creation, unless one call at a time
+    concurrency_group: str | None = None  # a call: the group `.options()` chose for it
 
     def to_wire(self) -> tuple:
         """The fields as a plain tuple: pickles ~4x faster than the dataclass itself."""

@@ -2,6 +2,8 @@
 
 The same object is the worker's `core`: tasks that call `minray.get`, `.remote()` or `put`
 go through the worker's connection to the node, so nested tasks inherit this worker's env.
+An async or threaded actor runs its calls concurrently (minray/actor_concurrency.py), and then
+one reader thread routes the node's replies (minray/replies.py); so does an `await ref`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 import cloudpickle
 
@@ -48,7 +51,7 @@ from minray.protocol import (
     Wait,
     Yield,
 )
-from minray.task import ACTOR, CALL, Result, TaskSpec
+from minray.task import ACTOR, CALL, Concurrency, Result, TaskSpec
 from runtime_env.processes import pid_alive
 
 TERMINATE = "__ray_terminate__"
@@ -70,7 +73,7 @@ class WorkerCore(core.Core):
         self._cancel_marks = os.path.join(os.environ["MINRAY_SESSION_DIR"], "cancelled")
         self.gpu_ids = []
         self._runtime_env_json = os.environ["MINRAY_RUNTIME_ENV"]
-        self.task_id: str | None = None
+        self._task_id: str | None = None
         self.actor_id: str | None = None
         self.actor = None
         self.actor_error: BaseException | None = None
@@ -85,6 +88,35 @@ class WorkerCore(core.Core):
         self._handles_held: dict[str, int] = {}  # actor id -> this process's live handles
         self._handles_reported: set[str] = set()  # the actors the node thinks we hold
         handles.track(self._handle_events)
+        self._send_lock = threading.Lock()  # calls on several threads send
+        self._router_lock = threading.Lock()
+        self._router = None  # minray.replies.Router, once calls wait for objects concurrently
+        self._work = None  # then: the Run and Exit messages the reader passes to the main thread
+        self._calls = None  # minray.actor_concurrency.ConcurrentCalls of a concurrent actor
+
+    @property
+    def task_id(self) -> str | None:
+        """The task or call that the asking thread (or asyncio task) runs."""
+        calls = self._calls
+        return (calls is not None and calls.current_task_id()) or self._task_id
+
+    def send(self, message: Message) -> None:
+        """Send a message, first telling the node of handles gained or lost since the last
+        one, so that it never hears of a task's end before the handles its arguments held."""
+        with self._send_lock:
+            self._send_locked(message)
+
+    def _send_locked(self, message: Message) -> None:
+        if self._handle_events:
+            self._report_handles()
+        self.channel.send(message)
+
+    @staticmethod
+    def leave() -> None:
+        """End the worker process now, its output flushed."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
     # ------------------------------------------------------------- the core, for tasks
     @property
@@ -95,17 +127,20 @@ class WorkerCore(core.Core):
         return f"{self.worker_id}.{next(self._ids):x}"
 
     def submit(self, spec: TaskSpec) -> None:
-        self._drop_known_function(spec)
         if spec.kind == ACTOR:  # the node counts its creator as holding a handle
             self._handles_reported.add(spec.actor_id)
-        self.send(Submit(spec))
+        with self._send_lock:  # the first Submit of a function, with its bytes, goes first
+            if spec.func_id in self._sent_functions:
+                spec.func_bytes = None
+            elif spec.func_id is not None:
+                self._sent_functions.add(spec.func_id)
+            self._send_locked(Submit(spec))
 
     def submit_named(self, spec: TaskSpec) -> str:
-        self._drop_known_function(spec)
+        """The function's bytes always go along (and do not count as sent): another thread's
+        Submit of the same function could overtake this request."""
         self._handles_reported.add(spec.actor_id)
-        req = next(self._requests)
-        self.send(CreateNamed(spec, req))
-        actor_id, error = self._reply_to(req, None)
+        actor_id, error = self._ask(CreateNamed(spec, next(self._requests)))
         if error is not None:
             raise ValueError(error)
         self._handles_reported.add(actor_id)
@@ -118,24 +153,20 @@ class WorkerCore(core.Core):
         return self._totals
 
     def resources(self) -> dict:
-        req = next(self._requests)
-        self.send(Query(req, "resources"))
-        return self._reply_to(req, None)
+        return self._ask(Query(next(self._requests), "resources"))
 
     def get_actor(self, name: str, namespace: str):
-        req = next(self._requests)
-        self.send(LookupActor(req, name, namespace))
-        found = self._reply_to(req, None)
+        found = self._ask(LookupActor(next(self._requests), name, namespace))
         if found is not None:  # the node counts us as holding it from now on
             self._handles_reported.add(found[0])
         return found
 
-    def _drop_known_function(self, spec: TaskSpec) -> None:
-        """A function's bytes go to the node once per worker."""
-        if spec.func_id in self._sent_functions:
-            spec.func_bytes = None
-        elif spec.func_id is not None:
-            self._sent_functions.add(spec.func_id)
+    def _ask(self, request: Message):
+        """Send a request the node answers at once; its answer."""
+        if self._router is not None:
+            return self._router.request(request, None)
+        self.send(request)
+        return self._reply_to(request.req_id, None)
 
     def put(self, object_id: str, data: bytes) -> None:
         self.send(Put(object_id, data))
@@ -156,13 +187,6 @@ class WorkerCore(core.Core):
         this worker runs now may be the next one already."""
         if self.actor_id is None and self.is_cancelled():
             raise KeyboardInterrupt
-
-    def send(self, message: Message) -> None:
-        """Send a message, first telling the node of handles gained or lost since the last
-        one, so that it never hears of a task's end before the handles its arguments held."""
-        if self._handle_events:
-            self._report_handles()
-        self.channel.send(message)
 
     def _report_handles(self) -> None:
         events, held, escaped = self._handle_events, self._handles_held, []
@@ -202,8 +226,15 @@ class WorkerCore(core.Core):
             reply = self._reply_to(req, None)
         return set(reply)
 
+    def watch(self, object_id: str, on_result: Callable[[Result], None]) -> Callable[[], None]:
+        router = self._use_router()
+        return router.watch(Get(next(self._requests), [object_id]),
+                            lambda results: on_result(results[0]))
+
     def _request(self, request: Get | Wait, timeout: float | None) -> list | None:
         """Ask the node for objects; while this task waits, its CPU is lent to others."""
+        if self._router is not None:
+            return self._router.request(request, timeout)
         self.send(request)
         try:
             reply = self._reply_to(request.req_id, timeout)
@@ -241,10 +272,56 @@ class WorkerCore(core.Core):
                     return
                 case Run():
                     self._run(msg)
+                    if self._calls is not None or self._router is not None:
+                        return self._serve_routed()
+
+    def _serve_routed(self) -> None:
+        """Once one reader thread reads the socket: run what it passes on, until Exit."""
+        self._use_router()
+        while True:
+            msg = self._work.get()
+            if type(msg) is Exit:
+                return
+            if self._calls is not None:  # kept before the actor existed
+                self._calls.submit(msg)
+            else:
+                self._run(msg)
+
+    def _use_router(self):
+        """Hand reading to one thread (minray/replies.py): from now on several calls may wait
+        for objects at once. Messages kept meanwhile go first, in order."""
+        with self._router_lock:
+            if self._router is None:
+                import queue
+
+                from minray.replies import Router
+
+                self._work = queue.SimpleQueue()
+                self._router = Router(self.channel, self.send, self._on_work)
+                while self._inbox:
+                    self._on_work(self._inbox.popleft())
+                self._router.start()
+        return self._router
+
+    def _on_work(self, msg: Run | Exit) -> None:
+        if self._calls is not None and type(msg) is Run:
+            self._calls.submit(msg)
+        else:
+            self._work.put(msg)
+
+    def _construct(self, cls: type, args: list, kwargs: dict, concurrency: Concurrency | None):
+        if concurrency is None:
+            return cls(*args, **kwargs)
+        from minray.actor_concurrency import ConcurrentCalls
+
+        calls = ConcurrentCalls(self, concurrency)
+        instance = calls.construct(cls, args, kwargs)
+        self._calls = calls  # only a created actor runs calls concurrently
+        return instance
 
     def _run(self, msg: Run) -> None:
         task = msg.task
-        self.task_id = task.task_id
+        self._task_id = task.task_id
         if task.kind != CALL:  # an actor's calls run on what its creation holds
             self.resource_spec = task
             if msg.gpu_ids or self.gpu_ids:
@@ -255,7 +332,8 @@ class WorkerCore(core.Core):
             call_args, call_kwargs = _load_args(task.args, msg.deps)
             if task.kind == ACTOR:
                 self.actor_id = task.task_id
-                self.actor = self._functions[task.func_id](*call_args, **call_kwargs)
+                self.actor = self._construct(self._functions[task.func_id], call_args,
+                                             call_kwargs, task.concurrency)
                 results = [(True, b"")]
             else:
                 if self.actor_error is not None:
@@ -268,7 +346,7 @@ class WorkerCore(core.Core):
                       else self._functions[task.func_id])
                 value = fn(*call_args, **call_kwargs)
                 if task.generator is not None:
-                    results = self._stream(task, value)
+                    results = self.stream(task, value)
                 else:
                     results = _dump_results(value, len(task.return_ids), task.name)
         except KeyboardInterrupt:  # cancel(): the node reports TaskCancelledError
@@ -278,27 +356,34 @@ class WorkerCore(core.Core):
             if self.actor_id is None:  # exit_actor() checks this; a task can raise it anyway
                 results = [_dump_error(_task_error(task.name, e))] * len(task.return_ids)
             else:
-                self._end_actor(task, str(e))
+                self.end_actor(task, str(e))
         except (Exception, GeneratorExit) as e:  # noqa: BLE001 - every error goes back
             error = _task_error(task.name, e)
             if task.kind == ACTOR:
                 self.actor_error = exc.ActorDiedError(f"the actor's constructor failed:\n{error}")
             results = [_dump_error(error)] * max(len(task.return_ids), 1)
         finally:
-            self.task_id = None
+            self._task_id = None
         self.send(Done(task.task_id, results))
 
-    def _stream(self, task: TaskSpec, values) -> list[Result]:
+    def stream(self, task: TaskSpec, values) -> list[Result]:
         """Send each value a generator yields as it comes; an exception becomes the next
         value. The task's own result: the count (streaming) or the refs (dynamic)."""
         count = 0
         try:
             for value in values:
-                self.send(Yield(item_id(task.task_id, count), (True, _dumps(value))))
+                self.send_value(task, count, (True, _dumps(value)))
                 count += 1
         except Exception as e:  # noqa: BLE001 - the caller meets it where it happened
-            self.send(Yield(item_id(task.task_id, count), _dump_error(_task_error(task.name, e))))
+            self.send_value(task, count, _dump_error(_task_error(task.name, e)))
             count += 1
+        return self.stream_result(task, count)
+
+    def send_value(self, task: TaskSpec, index: int, result: Result) -> None:
+        self.send(Yield(item_id(task.task_id, index), result))
+
+    @staticmethod
+    def stream_result(task: TaskSpec, count: int) -> list[Result]:
         if task.generator == DYNAMIC:
             refs = [ObjectRef(item_id(task.task_id, i)) for i in range(count)]
             return [(True, _dumps(DynamicObjectRefGenerator(refs)))]
@@ -315,7 +400,7 @@ class WorkerCore(core.Core):
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = self._cuda_default
 
-    def _end_actor(self, task: TaskSpec, reason: str) -> None:
+    def end_actor(self, task: TaskSpec, reason: str) -> None:
         """End this actor on purpose: its shutdown hook and atexit handlers run, the call
         that ended it and every later one get ActorDiedError, and it is not restarted."""
         name = task.name.rpartition(".")[0] or task.name
@@ -329,9 +414,7 @@ class WorkerCore(core.Core):
             traceback.print_exc()
         self.send(Done(task.task_id, [_dump_error(error)] * max(len(task.return_ids), 1)))
         atexit._run_exitfuncs()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        self.leave()
 
 
 def _load_args(args: bytes, deps: dict[str, bytes]) -> tuple[list, dict]:
@@ -409,6 +492,4 @@ def main() -> None:
     except (EOFError, ConnectionError):
         pass
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        worker.leave()

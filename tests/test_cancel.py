@@ -25,8 +25,8 @@ def _runner(ray, folder):
 
     @ray.remote
     def work(name):
-        open(os.path.join(folder, f"{name}.started"), "w").close()
-        try:
+        try:  # "started" inside the try: an interrupt after it is always seen
+            open(os.path.join(folder, f"{name}.started"), "w").close()
             gate.wait(timeout=120)
         except KeyboardInterrupt:
             open(os.path.join(folder, f"{name}.interrupted"), "w").close()

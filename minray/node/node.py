@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import runtime_env as renv
 from minray import core, handles
@@ -145,6 +146,18 @@ class Node(core.Core):
         with self._lock:
             self.cancels.cancel(object_id, force=force, recursive=recursive)
             self._schedule()
+
+    def watch(self, object_id: str, on_result: Callable[[Result], None]) -> Callable[[], None]:
+        with self._lock:
+            self._check_session([object_id])
+            cancel = self.store.when_all_ready([object_id],
+                                               lambda: on_result(self.store[object_id]))
+
+        def stop() -> None:
+            with self._lock:
+                cancel()
+
+        return stop
 
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         with self._lock:
