@@ -53,6 +53,12 @@ class ConcurrentCalls:
         self.instance = self._default.construct(lambda: cls(*args, **kwargs))
         return self.instance
 
+    def cancel(self, task_id: str) -> None:
+        """cancel() of a running call: an async call's asyncio task is cancelled, as in Ray
+        (a threaded call is not interrupted: it sees is_canceled())."""
+        for group in (self._default, *self._groups.values()):
+            group.cancel(task_id)
+
     def submit(self, msg: Run) -> None:
         task = msg.task
         name = task.concurrency_group or self._method_groups.get(task.method)
@@ -150,6 +156,9 @@ class _ThreadGroup:
     def submit(self, msg: Run) -> None:
         self._pool.submit(self._calls.run, msg)
 
+    def cancel(self, task_id: str) -> None:
+        pass  # a thread cannot be interrupted; the call sees is_canceled()
+
 
 class _LoopGroup:
     """An async actor's group: an event loop on a thread of its own, `size` calls at once."""
@@ -158,7 +167,7 @@ class _LoopGroup:
         self._calls = calls
         self._loop = asyncio.new_event_loop()
         self._slots = asyncio.Semaphore(size)  # bound to the loop on first use (3.10+)
-        self._running: set[asyncio.Task] = set()  # asyncio keeps only weak refs to tasks
+        self._running: dict[str, asyncio.Task] = {}  # by call id; asyncio keeps weak refs
         threading.Thread(target=self._loop.run_forever, name=f"minray-{name}",
                          daemon=True).start()
 
@@ -172,9 +181,18 @@ class _LoopGroup:
         self._loop.call_soon_threadsafe(self._start, msg)
 
     def _start(self, msg: Run) -> None:
+        call_id = msg.task.task_id
         task = self._loop.create_task(self._run(msg))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        self._running[call_id] = task
+        task.add_done_callback(lambda _: self._running.pop(call_id, None))
+
+    def cancel(self, task_id: str) -> None:
+        def on_loop() -> None:
+            task = self._running.get(task_id)
+            if task is not None:
+                task.cancel()
+
+        self._loop.call_soon_threadsafe(on_loop)
 
     async def _run(self, msg: Run) -> None:
         async with self._slots:

@@ -42,6 +42,13 @@ class Exit(NamedTuple):
     """Leave: the node does not need this worker any more."""
 
 
+class CancelCall(NamedTuple):
+    """A running call of this actor was cancelled: an async actor cancels its asyncio task
+    (others only see `is_canceled()`, from the node's mark)."""
+
+    task_id: str
+
+
 # --- worker -> driver ----------------------------------------------------------------------
 class Hello(NamedTuple):
     """The first message on a new connection: which worker this is."""
@@ -153,10 +160,11 @@ class Query(NamedTuple):
 
 
 Message = Union[Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel, KillActor,  # noqa: UP007
-                CreateNamed, LookupActor, Handles, Exiting, Query, CancelTask, Yield]
+                CreateNamed, LookupActor, Handles, Exiting, Query, CancelTask, Yield,
+                CancelCall]
 _KINDS: tuple[type, ...] = (Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel,
                             KillActor, CreateNamed, LookupActor, Handles, Exiting, Query,
-                            CancelTask, Yield)
+                            CancelTask, Yield, CancelCall)
 _TAG = {kind: tag for tag, kind in enumerate(_KINDS)}
 _CARRIES_TASK = (Run, Submit, CreateNamed)  # their first field is a TaskSpec, as a tuple
 

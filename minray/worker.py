@@ -31,6 +31,7 @@ from minray.generators import DYNAMIC, DynamicObjectRefGenerator, item_id
 from minray.objects import Arg, ObjectRef
 from minray.protocol import (
     Cancel,
+    CancelCall,
     CancelTask,
     Channel,
     CreateNamed,
@@ -265,7 +266,8 @@ class WorkerCore(core.Core):
     def serve(self) -> None:
         while True:
             if self._handle_events:  # a task's handles died with its frame
-                self._report_handles()
+                with self._send_lock:
+                    self._report_handles()
             msg = self._inbox.popleft() if self._inbox else self.channel.recv()
             match msg:
                 case Exit():
@@ -282,7 +284,10 @@ class WorkerCore(core.Core):
             msg = self._work.get()
             if type(msg) is Exit:
                 return
-            if self._calls is not None:  # kept before the actor existed
+            if type(msg) is CancelCall:
+                if self._calls is not None:
+                    self._calls.cancel(msg.task_id)
+            elif self._calls is not None:  # kept before the actor existed
                 self._calls.submit(msg)
             else:
                 self._run(msg)

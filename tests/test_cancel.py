@@ -76,10 +76,11 @@ def test_force_kills_the_worker_and_does_not_retry(one_cpu, tmp_path):
     def counted():
         with open(tmp_path / "runs", "a") as f:
             f.write("x")
+        open(tmp_path / "counted", "w").close()  # after the write: the test reads it next
         Gate(tmp_path).wait(timeout=120)
 
     ref = counted.remote()
-    wait_for((tmp_path / "runs").exists, "the task to start")
+    wait_for((tmp_path / "counted").exists, "the task to start")
     ray.cancel(ref, force=True)
     with pytest.raises(WorkerCrashedError, match="cancelled"):
         ray.get(ref, timeout=60)
@@ -191,3 +192,29 @@ def test_a_task_can_cancel_another(ray, tmp_path):
     wait_for((tmp_path / "victim.started").exists, "the victim to start")
     assert ray.get(canceller.remote([victim]), timeout=60) == "cancelled"
     gate.open()
+
+
+def test_a_running_async_actor_call_is_cancelled_like_an_asyncio_task(ray, tmp_path):
+    @ray.remote
+    class Waiter:
+        async def wait_long(self):
+            import asyncio
+
+            open(tmp_path / "waiting", "w").close()
+            try:
+                await asyncio.sleep(300)
+            except asyncio.CancelledError:
+                open(tmp_path / "cancelled", "w").close()
+                raise
+
+        async def ping(self):
+            return "pong"
+
+    actor = Waiter.remote()
+    ref = actor.wait_long.remote()
+    wait_for((tmp_path / "waiting").exists, "the async call to start")
+    ray.cancel(ref)
+    with pytest.raises(TaskCancelledError):
+        ray.get(ref, timeout=60)
+    assert (tmp_path / "cancelled").exists()
+    assert ray.get(actor.ping.remote(), timeout=60) == "pong"

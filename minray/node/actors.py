@@ -24,6 +24,7 @@ from minray.node.ledger import Holding
 from minray.node.state import Actor, EnvState, Worker, WorkerState
 from minray.node.store import ObjectStore
 from minray.node.workers import WorkerPool, WorkerStartError
+from minray.protocol import CancelCall
 from minray.task import CALL, Result, TaskSpec
 
 if TYPE_CHECKING:
@@ -259,6 +260,11 @@ class Actors:
         actor.queue.remove(call)
         self.store.fail(call, error)
         return True
+
+    def cancel_running(self, call: TaskSpec) -> None:
+        actor = self.actors.get(call.actor_id)
+        if actor is not None and actor.worker is not None:
+            self.pool.send(actor.worker, CancelCall(call.task_id))
 
     def start_waiting(self) -> None:
         """Resources were freed: start the actors that waited for them, oldest first."""

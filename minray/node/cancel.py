@@ -88,6 +88,7 @@ class Cancels:
             if not self.actors.cancel_queued(task, error):
                 self._mark(task)  # running: it may check is_canceled()
                 self.cancelled[task.task_id] = task.name
+                self.actors.cancel_running(task)  # an async actor cancels its asyncio task
         else:
             worker = self._running(task)
             if worker is None:
