@@ -40,3 +40,4 @@ exit_code = subprocess.call(command)
 print("submitter: the job exited with code", exit_code)
 
 ray.shutdown()
+sys.exit(exit_code)

@@ -17,6 +17,7 @@ from _make_wheel import make_wheel
 
 if sys.argv[1:] != ["driver"]:
     wheel = make_wheel(tempfile.mkdtemp(), "uv_hello", "1.0", "WORD = 'hello from uv run'")
+    # --no-project: ignore any pyproject.toml around; --python: this same interpreter.
     command = ["uv", "run", "--no-project", "--python", sys.executable, "--with", wheel,
                "python", __file__, "driver"]
     print("starting: uv run --with uv_hello-1.0-py3-none-any.whl python uv_run_driver.py",

@@ -34,13 +34,13 @@ def test_labelled_lines_leave_out_ray_output_and_notes():
 
 
 def test_differences_name_the_exit_codes_and_the_lines_that_differ():
-    mine = Run(0, 1.0, ["a: 1", "b: 2"], "")
-    assert differences(mine, Run(0, 9.0, ["a: 1", "b: 2"], "")) == []
-    found = "\n".join(differences(mine, Run(1, 9.0, ["a: 1", "b: 3"], "")))
+    mine = Run(0, 1.0, ["a: 1", "b: 2"], "", "")
+    assert differences(mine, Run(0, 9.0, ["a: 1", "b: 2"], "", "")) == []
+    found = "\n".join(differences(mine, Run(1, 9.0, ["a: 1", "b: 3"], "", "")))
     assert "exit code: minray 0, Ray 1" in found
     assert "! minray: b: 2\n!    Ray: b: 3" in found
     assert "  minray: a: 1" in found
-    assert differences(Run(0, 1.0, [], ""), Run(0, 1.0, [], "")) == [
+    assert differences(Run(0, 1.0, [], "", ""), Run(0, 1.0, [], "", "")) == [
         "minray printed no labelled line: nothing was compared"]
 
 
