@@ -48,6 +48,16 @@ class Run(NamedTuple):
     stderr: str
 
 
+class Result(NamedTuple):
+    """One example on both systems (Ray's last run, when it was run more than once)."""
+
+    name: str
+    on_minray: Run
+    on_ray: Run
+    differences: list[str]
+    ray_runs: int
+
+
 def example_names(folder: Path = EXAMPLES) -> list[str]:
     """The examples: every script in the folder but helpers (a leading underscore)."""
     return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
@@ -162,7 +172,10 @@ def environments(ray_py: str, scratch: Path) -> tuple[dict, dict]:
     its venv first on PATH (as when activated) and a temp dir of its own per run."""
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("MINRAY_", "RAY_")) and k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    on_minray = {**base, "PYTHONPATH": str(REPO), "MINRAY_CACHE_DIR": str(scratch / "cache"),
+    # This interpreter's scripts (`minray`, `uv`) first, as in an activated venv.
+    path = os.pathsep.join([os.path.dirname(sys.executable), base.get("PATH", "")])
+    on_minray = {**base, "PATH": path, "PYTHONPATH": str(REPO),
+                 "MINRAY_CACHE_DIR": str(scratch / "cache"),
                  "MINRAY_TMPDIR": str(scratch / "sessions")}
     venv_bin = str(Path(ray_py).parent)
     on_ray = {**base, "PATH": os.pathsep.join([venv_bin, base.get("PATH", "")]),
@@ -199,42 +212,40 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for name in names:
             mine = run_example(sys.executable, minray_dir, name, env_minray, args.timeout)
-            ray_runs = 0
-            while True:
-                ray_runs += 1
+            for ray_runs in range(1, args.ray_tries + 1):
                 # A temp dir per Ray run: `ray job submit` finds the cluster its run started.
                 ray_tmp = Path(tempfile.mkdtemp(prefix="r", dir=scratch))
                 theirs = run_example(ray_py, ray_dir, name,
                                      {**env_ray, "RAY_TMPDIR": str(ray_tmp)}, args.timeout)
-                found = differences(mine, theirs)
-                if not found or ray_runs >= args.ray_tries:
+                result = Result(name, mine, theirs, differences(mine, theirs), ray_runs)
+                if not result.differences:
                     break
-            results.append((name, mine, theirs, found, ray_runs))
-            print(_row(name, mine, theirs, found, ray_runs), flush=True)
+            results.append(result)
+            print(_row(result), flush=True)
     return _report(results)
 
 
-def _row(name: str, mine: Run, theirs: Run, found: list[str], ray_runs: int) -> str:
+def _row(result: Result) -> str:
     def cell(run: Run) -> str:
         code = "timeout" if run.exit_code is None else f"exit {run.exit_code}"
         return f"{code}, {len(run.lines)} lines, {run.seconds:5.1f} s"
 
-    verdict = "DIFFERENT" if found else "same"
-    if ray_runs > 1:
-        verdict += f" (Ray run {ray_runs} times)"
-    return f"{name:<24} {cell(mine):<28} {cell(theirs):<28} {verdict}"
+    verdict = "DIFFERENT" if result.differences else "same"
+    if result.ray_runs > 1:
+        verdict += f" (Ray run {result.ray_runs} times)"
+    return f"{result.name:<24} {cell(result.on_minray):<28} {cell(result.on_ray):<28} {verdict}"
 
 
-def _report(results: list) -> int:
+def _report(results: list[Result]) -> int:
     print(f"\n{'example':<24} {'minray':<28} {'Ray ' + RAY_VERSION:<28} verdict")
     for result in results:
-        print(_row(*result))
-    failed = [result for result in results if result[3]]
-    for name, mine, theirs, found, _ in failed:
-        print(f"\n=== {name}: " + "\n".join(found))
-        for side, run in (("minray", mine), ("Ray", theirs)):
+        print(_row(result))
+    failed = [result for result in results if result.differences]
+    for result in failed:
+        print(f"\n=== {result.name}: " + "\n".join(result.differences))
+        for side, run in (("minray", result.on_minray), ("Ray", result.on_ray)):
             for stream in ("stdout", "stderr"):
-                print(f"--- {name} on {side}: {stream}, last 30 lines ---")
+                print(f"--- {result.name} on {side}: {stream}, last 30 lines ---")
                 print("\n".join(getattr(run, stream).splitlines()[-30:]))
     same = len(results) - len(failed)
     print(f"\n{same} of {len(results)} examples behave the same on minray and on Ray "
