@@ -97,6 +97,9 @@ def run_example(python: str, folder: Path, name: str, env: dict, timeout: float)
         _kill_tree(proc.pid)
         out, err = proc.communicate()
         code = None
+    except BaseException:  # interrupted: leave no example (or Ray cluster) behind
+        _kill_tree(proc.pid)
+        raise
     seconds = time.monotonic() - start
     return Run(code, seconds, labelled_lines(out), out, err)
 
@@ -147,8 +150,10 @@ def ray_python(args: argparse.Namespace) -> str:
     print(f"making a venv with ray[default]=={RAY_VERSION} in {venv} ...", flush=True)
     subprocess.run([uv, "venv", "--quiet", "--seed", "--clear", "--python", sys.executable,
                     str(venv)], check=True)
-    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python),
-                    f"ray[default]=={RAY_VERSION}", "uv"], check=True)
+    # Compiled now: Ray's processes must start within its timeouts even on a first run, or
+    # where PYTHONDONTWRITEBYTECODE keeps them from caching bytecode themselves.
+    subprocess.run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python",
+                    str(python), f"ray[default]=={RAY_VERSION}", "uv"], check=True)
     print(f"Ray installed in {time.monotonic() - start:.0f} s", flush=True)
     return str(python)
 
