@@ -177,6 +177,7 @@ def environments(ray_py: str, scratch: Path) -> tuple[dict, dict]:
     its venv first on PATH (as when activated) and a temp dir of its own per run."""
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("MINRAY_", "RAY_")) and k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    base["TMPDIR"] = str(scratch)  # what the examples make in the temp dir goes with it
     # This interpreter's scripts (`minray`, `uv`) first, as in an activated venv.
     path = os.pathsep.join([os.path.dirname(sys.executable), base.get("PATH", "")])
     on_minray = {**base, "PATH": path, "PYTHONPATH": str(REPO),

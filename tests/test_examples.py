@@ -104,7 +104,9 @@ def test_example_is_portable(name):
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs_on_minray(name, tmp_path):
     folder = shutil.copytree(REPO / "examples", tmp_path / "examples")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    # The folders and wheels an example makes in the temp dir go to this test's tmp_path.
+    (tmp_path / "tmp").mkdir()
+    env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(tmp_path / "tmp"))
     # As in an activated venv: this interpreter's scripts (`minray`, `uv`) come first.
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     proc = subprocess.run([sys.executable, f"{name}.py"], cwd=folder, env=env,
