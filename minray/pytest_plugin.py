@@ -1,0 +1,118 @@
+"""pytest fixtures for integration tests of code that uses minray (and later Ray): a running
+local node, with a runtime env from a marker or a parameter. Installing minray installs the
+plugin (entry point `pytest11`); `-p no:minray` turns it off.
+
+    @pytest.mark.runtime_env({"pip": ["emoji"]})
+    def test_emoji(minray_node):
+        ...
+
+A node's env is prepared before the test starts, so an env that cannot be set up fails the
+tests that need it at setup, with the setup log in the report. Under pytest-xdist each worker
+runs its own node (its own session folder and socket) while all of them share the env cache
+(MINRAY_CACHE_DIR), whose per-entry locks build each env once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+MARKER = "runtime_env"
+_LOG_LINES = 200  # of the setup log, in the report of a failed setup
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("minray", "minray: local nodes for tests")
+    group.addoption("--minray-runtime-env", metavar="JSON",
+                    help="the runtime env of minray_session_node (default: none)")
+    group.addoption("--minray-num-cpus", type=int, metavar="N",
+                    help="CPUs of each node the fixtures start (default: the machine's)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}(env): the runtime env (a dict) of the node "
+                                       "that the minray_node fixture starts for this test")
+
+
+@pytest.fixture
+def minray_node(request: pytest.FixtureRequest):
+    """A running local node for one test, shut down after it. Its runtime env comes from the
+    test's `@pytest.mark.runtime_env({...})`, or from an indirect parameter
+    (`@pytest.mark.parametrize("minray_node", [{...}], indirect=True)`). Yields the minray
+    module."""
+    yield from _node(request, _requested_env(request))
+
+
+@pytest.fixture(scope="session")
+def minray_session_runtime_env(request: pytest.FixtureRequest) -> dict | None:
+    """The runtime env of minray_session_node: `--minray-runtime-env JSON`, or override this
+    fixture in your conftest.py."""
+    text = request.config.getoption("minray_runtime_env")
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise pytest.UsageError(f"--minray-runtime-env is not JSON: {e}") from None
+
+
+@pytest.fixture(scope="session")
+def minray_session_node(request: pytest.FixtureRequest, minray_session_runtime_env):
+    """One node shared by every test of the session (of each xdist worker), shut down at the
+    end. Yields the minray module."""
+    yield from _node(request, minray_session_runtime_env)
+
+
+def _requested_env(request: pytest.FixtureRequest) -> dict | None:
+    marker = request.node.get_closest_marker(MARKER)
+    param = getattr(request, "param", None)
+    if marker is not None and param is not None:
+        pytest.fail(f"{request.node.nodeid}: give minray_node's runtime env either as a "
+                    f"@pytest.mark.{MARKER} marker or as a parameter, not both", pytrace=False)
+    if marker is None:
+        return param
+    if len(marker.args) != 1 or marker.kwargs:
+        pytest.fail(f"{request.node.nodeid}: @pytest.mark.{MARKER} takes one runtime env "
+                    f"dict, e.g. @pytest.mark.{MARKER}({{'pip': ['emoji']}})", pytrace=False)
+    return marker.args[0]
+
+
+def _node(request: pytest.FixtureRequest, env: dict | None):
+    import minray
+
+    if minray.is_initialized():
+        pytest.fail("a minray node is already running in this process (another fixture's, "
+                    "or one the code under test started): minray_node and "
+                    "minray_session_node each need the process's only node; use one of them "
+                    "per test module, or shut the other node down", pytrace=False)
+    info = minray.init(num_cpus=request.config.getoption("minray_num_cpus"), runtime_env=env)
+    try:
+        if env:
+            _prepare_now(minray, info)
+        yield minray
+    finally:
+        minray.shutdown()
+
+
+def _prepare_now(minray, info: dict) -> None:
+    """Run a no-op task in the job's env, so that setup fails here, naming its log."""
+
+    def noop():
+        return None
+
+    try:
+        minray.get(minray.remote(noop).remote())
+    except minray.exceptions.RuntimeEnvSetupError as e:
+        log = Path(info["session_dir"]) / "logs" / f"runtime_env_setup-{info['job_id']}.log"
+        pytest.fail(f"the runtime env could not be set up:\n{e}\n\n"
+                    f"--- the last {_LOG_LINES} lines of {log} ---\n{_tail(log)}",
+                    pytrace=False)
+
+
+def _tail(path: Path) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-_LOG_LINES:])
+    except OSError as e:
+        return f"(the log cannot be read: {e})"
