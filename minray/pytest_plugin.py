@@ -29,9 +29,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="the runtime env of minray_session_node (default: none)")
     group.addoption("--minray-num-cpus", type=int, metavar="N",
                     help="CPUs of each node the fixtures start (default: the machine's)")
+    group.addoption("--minray-strict", action="store_true",
+                    help="strict mode (MINRAY_STRICT=1): refuse what Ray would refuse, so the "
+                         "code under test also runs on a cluster")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("minray_strict", False):
+        import os
+
+        os.environ["MINRAY_STRICT"] = "1"  # workers and pytest-xdist's workers inherit it
     config.addinivalue_line("markers", f"{MARKER}(env): the runtime env (a dict) of the node "
                                        "that the minray_node fixture starts for this test")
 

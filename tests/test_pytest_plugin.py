@@ -127,6 +127,23 @@ def test_session_env_from_the_command_line(pytester, sessions):
     result.assert_outcomes(passed=1)
 
 
+def test_minray_strict_turns_strict_mode_on(pytester, sessions, tmp_path):
+    (tmp_path / "project").mkdir()
+    pytester.makepyfile(f"""
+        import pytest
+        from minray.strict import NotPortableError
+
+        def test_local_working_dir_per_task(minray_node):
+            @minray_node.remote
+            def f():
+                return 1
+            with pytest.raises(NotPortableError, match="only for the job"):
+                f.options(runtime_env={{"working_dir": {str(tmp_path / "project")!r}}})
+    """)
+    pytester.runpytest_subprocess(*_plugin_args(), "--minray-strict").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess(*_plugin_args()).assert_outcomes(failed=1)
+
+
 def test_a_failed_setup_fails_its_tests_with_the_setup_log(pytester, sessions):
     pytester.makepyfile(f"""
         import pytest
