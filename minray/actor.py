@@ -211,6 +211,12 @@ class ActorMethod:
         _check_num_returns(options)
         return ActorMethod(self._handle, self._name, self._meta, {**self._options, **options})
 
+    def bind(self, *args, **kwargs):
+        """A lazy call of this method in a DAG (`minray.dag`)."""
+        from minray.dag import ClassMethodNode  # on use: workers start faster without it
+
+        return ClassMethodNode(self._handle, self._name, args, kwargs, self._options)
+
     def remote(self, *args, **kwargs):
         handle, meta = self._handle, self._meta
         if meta.check is not None:

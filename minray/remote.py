@@ -158,6 +158,10 @@ class _Remote:
     def remote(self, *args, **kwargs):
         return self._remote(args, kwargs, self._default_options)
 
+    def bind(self, *args, **kwargs):
+        """A lazy node of a DAG (`minray.dag`): runs when the DAG is executed."""
+        return _bind(self, args, kwargs, self._default_options)
+
 
 class _WithOptions:
     """The result of `.options(...)`: `.remote()` with those options, or more `.options()`."""
@@ -172,6 +176,16 @@ class _WithOptions:
 
     def remote(self, *args, **kwargs):
         return self._remote_obj._remote(args, kwargs, self._options)
+
+    def bind(self, *args, **kwargs):
+        return _bind(self._remote_obj, args, kwargs, self._options)
+
+
+def _bind(target: _Remote, args: tuple, kwargs: dict, options: dict):
+    from minray import dag  # on use: workers start faster without it
+
+    node = dag.ClassNode if target._actor else dag.FunctionNode
+    return node(target, args, kwargs, options)
 
 
 class RemoteFunction(_Remote):
