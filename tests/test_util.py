@@ -4,6 +4,8 @@ failure fails instead of hanging."""
 import asyncio
 import os
 import queue as std_queue
+import subprocess
+import sys
 
 import pytest
 
@@ -303,3 +305,44 @@ def test_queue_actor_options_and_shutdown(ray):
     forced.shutdown(force=True)
     with pytest.raises(RayActorError):
         ray.get(handle.qsize.remote(), timeout=T)
+
+
+# ---------------------------------------------------------------------------------- tqdm_ray
+def test_tqdm_bars_of_tasks_reach_the_drivers_stderr(tmp_path):
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        "import os\n"
+        "import minray as ray\n"
+        "from minray.experimental import tqdm_ray\n"
+        "ray.init(num_cpus=1)\n"
+        "@ray.remote\n"
+        "def work(n):\n"
+        "    for _ in tqdm_ray.tqdm(range(n), desc='crunch'):\n"
+        "        pass\n"
+        "    bar = tqdm_ray.tqdm(total=3, desc='by hand', unit='files')\n"
+        "    bar.update(2)\n"
+        "    bar.update(1)\n"
+        "    bar.close()\n"
+        "    return os.getpid()\n"
+        "print(ray.get(work.remote(50), timeout=60))\n")
+    done = subprocess.run([sys.executable, str(driver)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    pid = done.stdout.strip()
+    lines = done.stderr.splitlines()
+    assert f"crunch: 100%|{'#' * 20}| 50/50 it (pid {pid})" in lines
+    assert f"by hand: 100%|{'#' * 20}| 3/3 files (pid {pid})" in lines
+    # throttled: the first update and the end, not a line per item
+    assert sum(line.startswith("crunch:") for line in lines) < 10
+
+
+def test_tqdm_counts_like_tqdm():
+    from minray.experimental.tqdm_ray import tqdm
+
+    bar = tqdm(total=10, flush_interval_s=3600)
+    bar.update(4)
+    bar.n += 1
+    assert (bar.n, bar.total) == (5, 10)
+    with pytest.raises(ValueError, match="No iterable"):
+        list(tqdm())
+    assert list(tqdm("abc")) == ["a", "b", "c"]
