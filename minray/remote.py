@@ -16,7 +16,7 @@ from minray.generators import DYNAMIC, STREAMING, ObjectRefGenerator, generator_
 from minray.handles import dumps_noting_handles
 from minray.objects import Arg, ObjectRef
 from minray.signatures import CallCheck
-from minray.task import TASK, TaskSpec
+from minray.task import TASK, Placement, TaskSpec
 
 # Options with a meaning here; a few more are accepted because they are harmless on one node.
 _TASK_OPTIONS = {"num_cpus", "num_gpus", "max_retries", "runtime_env", "num_returns", "name",
@@ -49,6 +49,10 @@ def validate_options(options: dict, *, actor: bool) -> dict:
         check_num_returns(out["num_returns"])
     if actor:
         _check_actor_naming(out)
+    if out.get("scheduling_strategy") is not None:
+        from minray.util import scheduling_strategies  # on use: workers start faster without
+
+        scheduling_strategies.check(out["scheduling_strategy"])
     if out.get("max_concurrency", 1) != 1:
         raise ValueError("max_concurrency: minray actors run one method at a time")
     if "runtime_env" in out:
@@ -117,6 +121,16 @@ def pack_args(args: tuple, kwargs: dict) -> tuple[bytes, list[str], list[str] | 
         kwargs = {k: Arg(v.id) if type(v) is ObjectRef else v for k, v in kwargs.items()}
     data, held = dumps_noting_handles((args, kwargs))
     return data, deps, held or None
+
+
+def placement(options: dict, c: core.Core, cpus: float, name: str, *,
+              actor: bool) -> Placement | None:
+    """Where in a placement group a task or actor runs (None: anywhere on the node): where its
+    `scheduling_strategy` says, else in its caller's group if that captures child tasks."""
+    from minray.util.scheduling_strategies import placement_of  # on use, as above
+
+    return placement_of(options.get("scheduling_strategy"), c.placement, cpus, name=name,
+                        actor=actor)
 
 
 def return_ids(task_id: str, n: int) -> list[str]:
@@ -203,7 +217,11 @@ class RemoteFunction(_Remote):
         check(f"{self.__qualname__}.remote()", args, kwargs)
         c = core.current()
         asked = resources.demand(options) if _ASKS.intersection(options) else None
-        c.check_resources(options.get("num_cpus", 1), asked)
+        num_cpus = options.get("num_cpus", 1)
+        c.check_resources(num_cpus, asked)
+        placed = None
+        if c.placement is not None or options.get("scheduling_strategy") is not None:
+            placed = placement(options, c, num_cpus, self.__qualname__, actor=False)
         func_id, func_bytes = self._exported_target()
         task_id = c.new_id()
         n = options.get("num_returns", self._default_returns)
@@ -216,9 +234,9 @@ class RemoteFunction(_Remote):
         c.submit(TaskSpec(
             task_id=task_id, name=options.get("name") or self.__qualname__, kind=TASK,
             args=data, deps=deps, return_ids=ids, func_id=func_id, func_bytes=func_bytes,
-            num_cpus=options.get("num_cpus", 1), runtime_env=options.get("runtime_env"),
+            num_cpus=num_cpus, runtime_env=options.get("runtime_env"),
             max_retries=DEFAULT_MAX_RETRIES if retries is None else retries, handles=held,
-            resources=asked, generator=n if streams else None))
+            resources=asked, generator=n if streams else None, placement=placed))
         if n == STREAMING:
             return ObjectRefGenerator(task_id)
         refs = [ObjectRef(i) for i in ids]

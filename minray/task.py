@@ -23,6 +23,15 @@ class ActorCreation(NamedTuple):
     get_if_exists: bool
 
 
+class Placement(NamedTuple):
+    """Where in a placement group a task or actor runs."""
+
+    group_id: str
+    bundle_index: int  # -1: any bundle with room
+    capture: bool  # its child tasks and actors go into the same group unless told otherwise
+    cpus: float  # what a bundle must hold for it to be placed there (an actor's default: 1)
+
+
 @dataclass(slots=True)
 class TaskSpec:
     task_id: str
@@ -44,6 +53,7 @@ class TaskSpec:
     generator: str | None = None  # "streaming" or "dynamic": the task yields its values
     handles: list[str] | None = None  # actors whose handles the arguments hold: kept alive
     actor: ActorCreation | None = None  # an actor's creation: its name, lifetime, ...
+    placement: Placement | None = None  # the placement group bundle(s) it runs in
 
     def to_wire(self) -> tuple:
         """The fields as a plain tuple: pickles ~4x faster than the dataclass itself."""

@@ -40,6 +40,7 @@ from minray.protocol import (
     KillActor,
     LookupActor,
     Message,
+    PlacementCall,
     Put,
     Query,
     Reply,
@@ -129,6 +130,14 @@ class WorkerCore(core.Core):
         if found is not None:  # the node counts us as holding it from now on
             self._handles_reported.add(found[0])
         return found
+
+    def placement_call(self, request):
+        req = next(self._requests)
+        self.send(PlacementCall(req, request))
+        answer, error = self._reply_to(req, None)
+        if error is not None:
+            raise error
+        return answer
 
     def _drop_known_function(self, spec: TaskSpec) -> None:
         """A function's bytes go to the node once per worker."""

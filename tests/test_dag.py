@@ -130,6 +130,8 @@ def test_options_carry_into_the_dag(ray):
     assert ray.get(pairs.two.options(num_returns=2).bind(7).execute(), timeout=T) == [7, 7]
     live = Pairs.remote()
     assert ray.get(live.two.options(num_returns=2).bind(8).execute(), timeout=T) == [8, 8]
+    handle = Pairs.options(name="pairs").bind().execute()  # a ClassNode gives the handle
+    assert ray.get_actor("pairs") == handle
 
 
 def test_an_upstream_error_reaches_the_result(ray):
