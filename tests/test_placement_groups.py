@@ -243,6 +243,15 @@ def test_current_group_and_capture_of_child_tasks(ray):
 
     captured = parent.options(scheduling_strategy=in_group(pg, capture=True)).remote()
     assert ray.get(captured, timeout=T) == [pg, None, None, pg]
+
+    @ray.remote(num_cpus=0)
+    def context():
+        ctx = ray.get_runtime_context()
+        return ctx.get_placement_group_id(), ctx.should_capture_child_tasks_in_placement_group
+
+    assert ray.get(context.options(scheduling_strategy=in_group(pg, capture=True)).remote(),
+                   timeout=T) == (pg.id.hex(), True)
+    assert ray.get(context.remote(), timeout=T) == (None, False)
     not_captured = parent.options(scheduling_strategy=in_group(pg)).remote()
     assert ray.get(not_captured, timeout=T) == [None, None, None, pg]
     assert ray.get(current.remote(), timeout=T) is None
@@ -428,6 +437,8 @@ def test_default_spread_and_node_affinity(ray):
     with pytest.raises(TaskUnschedulableError, match="soft=False"):
         f.options(scheduling_strategy=NodeAffinitySchedulingStrategy("ab" * 28,
                                                                      soft=False)).remote()
+    with pytest.raises(ValueError, match="Invalid node_id 'xyz'"):
+        NodeAffinitySchedulingStrategy("xyz", soft=True)
     with pytest.raises(ActorUnschedulableError, match="soft=False"):
         A.options(scheduling_strategy=NodeAffinitySchedulingStrategy("ab" * 28,
                                                                      soft=False)).remote()

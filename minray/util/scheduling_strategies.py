@@ -44,9 +44,9 @@ class NodeAffinitySchedulingStrategy:
 
     def __init__(self, node_id: str, soft: bool, _spill_on_unavailable: bool = False,
                  _fail_on_unavailable: bool = False):
-        if not isinstance(node_id, str) or not node_id:
-            raise ValueError(f"node_id must be a node's id, a non-empty string (see "
-                             f"get_runtime_context().get_node_id()), got {node_id!r}")
+        if not isinstance(node_id, str) or not _is_hex(node_id):
+            raise ValueError(f"Invalid node_id {node_id!r}: a node's id is a hex string (see "
+                             f"get_runtime_context().get_node_id())")
         self.node_id = node_id
         self.soft = soft
         self._spill_on_unavailable = _spill_on_unavailable
@@ -54,6 +54,14 @@ class NodeAffinitySchedulingStrategy:
 
     def __repr__(self) -> str:
         return f"NodeAffinitySchedulingStrategy({self.node_id!r}, soft={self.soft})"
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return bool(text)
 
 
 def check(strategy) -> None:
