@@ -22,7 +22,7 @@ import cloudpickle
 from minray import exceptions as exc
 from minray.node.actors import Actors
 from minray.node.scheduler import CpuLedger, Scheduler
-from minray.node.state import Worker
+from minray.node.state import Actor, Worker
 from minray.node.store import ObjectStore
 from minray.node.workers import WorkerPool
 from minray.placement_calls import (
@@ -53,11 +53,13 @@ class AnyBundle:
     def fits(self, cpus: float) -> bool:
         return any(b.fits(cpus) for b in self.bundles)
 
-    def take(self, worker: Worker, cpus: float) -> None:
-        next(b for b in self.bundles if b.fits(cpus)).take(worker, cpus)
+    def take(self, holder: Worker | Actor, cpus: float) -> None:
+        next(b for b in self.bundles if b.fits(cpus)).take(holder, cpus)
 
 
 class Group:
+    """A placement group: what was asked, its state, its bundles' ledgers, ready refs waiting."""
+
     __slots__ = ("request", "state", "bundles", "any", "cpus", "infeasible", "watchers")
 
     def __init__(self, request: CreateGroup, infeasible: str | None):
