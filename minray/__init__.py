@@ -29,6 +29,19 @@ from minray.remote import RemoteFunction
 
 __version__ = "0.1.0"
 
+_SUBMODULES = ("dag", "experimental", "util")
+
+
+def __getattr__(name: str):
+    """`minray.util`, `minray.dag` and `minray.experimental` as attributes, as in Ray, imported on
+    first use: workers import minray and start faster without them."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"minray.{name}")
+    raise AttributeError(f"module 'minray' has no attribute {name!r}")
+
+
 __all__ = ["ActorClass", "ActorHandle", "DynamicObjectRefGenerator", "ObjectID", "ObjectRef",
            "ObjectRefGenerator", "RemoteFunction", "actor",
            "available_resources", "cancel", "cluster_resources", "exceptions", "get", "get_actor",

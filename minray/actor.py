@@ -15,7 +15,7 @@ from minray import core, handles, resources
 from minray import exceptions as exc
 from minray.generators import DYNAMIC, STREAMING, ObjectRefGenerator
 from minray.objects import ObjectRef
-from minray.remote import _ASKS, _Remote, check_num_returns, pack_args, return_ids
+from minray.remote import _ASKS, _Remote, check_num_returns, pack_args, placement, return_ids
 from minray.signatures import CallCheck
 from minray.task import ACTOR, CALL, ActorCreation, Concurrency, TaskSpec
 
@@ -122,6 +122,12 @@ class ActorClass(_Remote):
         c = core.current()
         asked = resources.demand(options) if _ASKS.intersection(options) else None
         c.check_resources(options.get("num_cpus") or 0, asked)
+        placed = None
+        if c.placement is not None or options.get("scheduling_strategy") is not None:
+            # to be placed in a bundle it needs its num_cpus, by default 1 (as Ray)
+            cpus = options.get("num_cpus")
+            placed = placement(options, c, 1 if cpus is None else cpus, self.__qualname__,
+                               actor=True)
         func_id, func_bytes = self._exported_target()
         actor_id = c.new_id()
         data, deps, held = pack_args(args, kwargs)
@@ -137,7 +143,7 @@ class ActorClass(_Remote):
             return_ids=[], func_id=func_id, func_bytes=func_bytes,
             num_cpus=options.get("num_cpus") or 0, runtime_env=options.get("runtime_env"),
             max_restarts=options.get("max_restarts", 0), actor_id=actor_id, handles=held,
-            actor=creation, resources=asked, concurrency=concurrency)
+            actor=creation, resources=asked, concurrency=concurrency, placement=placed)
         if name is None:
             c.submit(spec)
         else:
@@ -261,6 +267,12 @@ class ActorMethod:
                              f"{self._handle._meta.name}; its concurrency_groups are "
                              f"{sorted(groups)}")
         return ActorMethod(self._handle, self._name, self._meta, {**self._options, **options})
+
+    def bind(self, *args, **kwargs):
+        """A lazy call of this method in a DAG (`minray.dag`)."""
+        from minray.dag import ClassMethodNode  # on use: workers start faster without it
+
+        return ClassMethodNode(self._handle, self._name, args, kwargs, self._options)
 
     def remote(self, *args, **kwargs):
         handle, meta = self._handle, self._meta

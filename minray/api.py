@@ -267,6 +267,17 @@ class RuntimeContext:
     def get_node_id(self) -> str:
         return self._core.node_id
 
+    def get_placement_group_id(self) -> str | None:
+        """The id (hex) of the placement group the caller was scheduled in, or None."""
+        placement = self._core.placement
+        return None if placement is None else placement.group_id
+
+    @property
+    def should_capture_child_tasks_in_placement_group(self) -> bool:
+        """Whether the tasks and actors the caller starts go into its placement group."""
+        placement = self._core.placement
+        return placement is not None and placement.capture
+
     def is_canceled(self) -> bool:
         """The running task or actor call was cancelled: check it to stop early."""
         return self._core.is_cancelled()
@@ -302,10 +313,6 @@ class RuntimeContext:
     @property
     def node_id(self) -> str:
         return self.get_node_id()
-
-    @property
-    def should_capture_child_tasks_in_placement_group(self) -> bool:
-        return False
 
     @property
     def namespace(self) -> str:

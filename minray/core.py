@@ -11,7 +11,7 @@ import abc
 from collections.abc import Callable
 from typing import Any
 
-from minray.task import Result, TaskSpec
+from minray.task import Placement, Result, TaskSpec
 
 
 class Core(abc.ABC):
@@ -29,6 +29,12 @@ class Core(abc.ABC):
     was_restarted: bool = False
     gpu_ids: list[int] = []  # the GPUs the running task or actor holds
     resource_spec: TaskSpec | None = None  # the task or actor creation whose resources it holds
+
+    @property
+    def placement(self) -> Placement | None:
+        """The placement group bundle(s) the running task or actor was scheduled in."""
+        spec = self.resource_spec
+        return None if spec is None else spec.placement
 
     @property
     @abc.abstractmethod
@@ -80,6 +86,11 @@ class Core(abc.ABC):
     @abc.abstractmethod
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         """Stop an actor's process."""
+
+    @abc.abstractmethod
+    def placement_call(self, request):
+        """Create, remove, find or watch a placement group (`minray.placement_calls`); the
+        answer, or the error raised for it."""
 
     def is_cancelled(self) -> bool:
         raise RuntimeError("is_canceled() is only available inside a task or an actor")

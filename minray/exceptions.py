@@ -117,6 +117,25 @@ class ObjectLostError(RayError):
     """The object's value is no longer stored (its ref is from a session that was shut down)."""
 
 
+class TaskPlacementGroupRemoved(RayError):
+    """The placement group the task was scheduled into was removed (before or while it ran)."""
+
+
+class ActorPlacementGroupRemoved(ActorDiedError):
+    """The actor's placement group was removed, which killed it. An ActorDiedError too, as the
+    error its calls raise in Ray."""
+
+
+class TaskUnschedulableError(RayError):
+    """The task can never run here: its NodeAffinitySchedulingStrategy names another node with
+    soft=False."""
+
+
+class ActorUnschedulableError(RayError):
+    """The actor can never run here: its NodeAffinitySchedulingStrategy names another node with
+    soft=False."""
+
+
 class ActorClassInheritanceException(TypeError):
     """A class tried to inherit from an actor class (as Ray, this is not supported)."""
 

@@ -14,9 +14,12 @@ from __future__ import annotations
 import pickle
 import socket
 import struct
-from typing import NamedTuple, Union
+from typing import TYPE_CHECKING, NamedTuple, Union
 
 from minray.task import Result, TaskSpec
+
+if TYPE_CHECKING:
+    from minray.placement_calls import PlacementRequest
 
 
 # --- driver -> worker ----------------------------------------------------------------------
@@ -159,12 +162,20 @@ class Query(NamedTuple):
     what: str
 
 
+class PlacementCall(NamedTuple):
+    """A task asks something of the node about placement groups (`minray.placement_calls`);
+    answered by a Reply with (answer, None) or (None, the error to raise)."""
+
+    req_id: int
+    request: PlacementRequest
+
+
 Message = Union[Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel, KillActor,  # noqa: UP007
                 CreateNamed, LookupActor, Handles, Exiting, Query, CancelTask, Yield,
-                CancelCall]
+                CancelCall, PlacementCall]
 _KINDS: tuple[type, ...] = (Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel,
                             KillActor, CreateNamed, LookupActor, Handles, Exiting, Query,
-                            CancelTask, Yield, CancelCall)
+                            CancelTask, Yield, CancelCall, PlacementCall)
 _TAG = {kind: tag for tag, kind in enumerate(_KINDS)}
 _CARRIES_TASK = (Run, Submit, CreateNamed)  # their first field is a TaskSpec, as a tuple
 

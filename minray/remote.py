@@ -16,7 +16,7 @@ from minray.generators import DYNAMIC, STREAMING, ObjectRefGenerator, generator_
 from minray.handles import dumps_noting_handles
 from minray.objects import Arg, ObjectRef
 from minray.signatures import CallCheck
-from minray.task import TASK, TaskSpec
+from minray.task import TASK, Placement, TaskSpec
 
 # Options with a meaning here; a few more are accepted because they are harmless on one node.
 _TASK_OPTIONS = {"num_cpus", "num_gpus", "max_retries", "runtime_env", "num_returns", "name",
@@ -54,6 +54,10 @@ def validate_options(options: dict, *, actor: bool) -> dict:
         raise ValueError(f"max_concurrency must be an int >= 1, got {out['max_concurrency']!r}")
     if out.get("concurrency_groups") is not None:
         _check_groups(out["concurrency_groups"])
+    if out.get("scheduling_strategy") is not None:
+        from minray.util import scheduling_strategies  # on use: workers start faster without
+
+        scheduling_strategies.check(out["scheduling_strategy"])
     if "runtime_env" in out:
         from runtime_env import parse  # not at import: workers start faster without it
 
@@ -141,6 +145,16 @@ def pack_args(args: tuple, kwargs: dict) -> tuple[bytes, list[str], list[str] | 
     return data, deps, held or None
 
 
+def placement(options: dict, c: core.Core, cpus: float, name: str, *,
+              actor: bool) -> Placement | None:
+    """Where in a placement group a task or actor runs (None: anywhere on the node): where its
+    `scheduling_strategy` says, else in its caller's group if that captures child tasks."""
+    from minray.util.scheduling_strategies import placement_of  # on use, as above
+
+    return placement_of(options.get("scheduling_strategy"), c.placement, cpus, name=name,
+                        actor=actor)
+
+
 def return_ids(task_id: str, n: int) -> list[str]:
     return [task_id] if n == 1 else [f"{task_id}.{i}" for i in range(n)]
 
@@ -180,6 +194,10 @@ class _Remote:
     def remote(self, *args, **kwargs):
         return self._remote(args, kwargs, self._default_options)
 
+    def bind(self, *args, **kwargs):
+        """A lazy node of a DAG (`minray.dag`): runs when the DAG is executed."""
+        return _bind(self, args, kwargs, self._default_options)
+
 
 class _WithOptions:
     """The result of `.options(...)`: `.remote()` with those options, or more `.options()`."""
@@ -194,6 +212,16 @@ class _WithOptions:
 
     def remote(self, *args, **kwargs):
         return self._remote_obj._remote(args, kwargs, self._options)
+
+    def bind(self, *args, **kwargs):
+        return _bind(self._remote_obj, args, kwargs, self._options)
+
+
+def _bind(target: _Remote, args: tuple, kwargs: dict, options: dict):
+    from minray import dag  # on use: workers start faster without it
+
+    node = dag.ClassNode if target._actor else dag.FunctionNode
+    return node(target, args, kwargs, options)
 
 
 class RemoteFunction(_Remote):
@@ -211,7 +239,11 @@ class RemoteFunction(_Remote):
         check(f"{self.__qualname__}.remote()", args, kwargs)
         c = core.current()
         asked = resources.demand(options) if _ASKS.intersection(options) else None
-        c.check_resources(options.get("num_cpus", 1), asked)
+        num_cpus = options.get("num_cpus", 1)
+        c.check_resources(num_cpus, asked)
+        placed = None
+        if c.placement is not None or options.get("scheduling_strategy") is not None:
+            placed = placement(options, c, num_cpus, self.__qualname__, actor=False)
         func_id, func_bytes = self._exported_target()
         task_id = c.new_id()
         n = options.get("num_returns", self._default_returns)
@@ -224,9 +256,9 @@ class RemoteFunction(_Remote):
         c.submit(TaskSpec(
             task_id=task_id, name=options.get("name") or self.__qualname__, kind=TASK,
             args=data, deps=deps, return_ids=ids, func_id=func_id, func_bytes=func_bytes,
-            num_cpus=options.get("num_cpus", 1), runtime_env=options.get("runtime_env"),
+            num_cpus=num_cpus, runtime_env=options.get("runtime_env"),
             max_retries=DEFAULT_MAX_RETRIES if retries is None else retries, handles=held,
-            resources=asked, generator=n if streams else None))
+            resources=asked, generator=n if streams else None, placement=placed))
         if n == STREAMING:
             return ObjectRefGenerator(task_id)
         refs = [ObjectRef(i) for i in ids]

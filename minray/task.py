@@ -33,6 +33,15 @@ class Concurrency(NamedTuple):
     method_groups: dict[str, str]  # method -> its group, from @method(concurrency_group=...)
 
 
+class Placement(NamedTuple):
+    """Where in a placement group a task or actor runs."""
+
+    group_id: str
+    bundle_index: int  # -1: any bundle with room
+    capture: bool  # its child tasks and actors go into the same group unless told otherwise
+    cpus: float  # what a bundle must hold for it to be placed there (an actor's default: 1)
+
+
 @dataclass(slots=True)
 class TaskSpec:
     task_id: str
@@ -56,6 +65,7 @@ class TaskSpec:
     actor: ActorCreation | None = None  # an actor's creation: its name, lifetime, ...
     concurrency: Concurrency | None = None  # an actor's creation, unless one call at a time
     concurrency_group: str | None = None  # a call: the group `.options()` chose for it
+    placement: Placement | None = None  # the placement group bundle(s) it runs in
 
     def to_wire(self) -> tuple:
         """The fields as a plain tuple: pickles ~4x faster than the dataclass itself."""

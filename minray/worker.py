@@ -44,6 +44,7 @@ from minray.protocol import (
     KillActor,
     LookupActor,
     Message,
+    PlacementCall,
     Put,
     Query,
     Reply,
@@ -168,6 +169,12 @@ class WorkerCore(core.Core):
             return self._router.request(request, None)
         self.send(request)
         return self._reply_to(request.req_id, None)
+
+    def placement_call(self, request):
+        answer, error = self._ask(PlacementCall(next(self._requests), request))
+        if error is not None:
+            raise error
+        return answer
 
     def put(self, object_id: str, data: bytes) -> None:
         self.send(Put(object_id, data))

@@ -156,7 +156,8 @@ class Actors:
                 actor.holders.discard(worker.id)
                 self._end_if_unreachable(actor)
 
-    def kill(self, actor_id: str, no_restart: bool, why: str = "it was killed by kill()") -> None:
+    def kill(self, actor_id: str, no_restart: bool, why: str = "it was killed by kill()",
+             error: type[exc.ActorDiedError] = exc.ActorDiedError) -> None:
         actor = self.actors.get(actor_id)
         if actor is None or actor.dead is not None:
             return
@@ -165,8 +166,7 @@ class Actors:
         if actor.worker is not None and actor.worker.state is not WorkerState.DEAD:
             self.pool.kill(actor.worker)
         if no_restart:
-            self._died(actor, exc.ActorDiedError(f"actor {actor.name} is dead: {why}"),
-                       restart=False)
+            self._died(actor, error(f"actor {actor.name} is dead: {why}"), restart=False)
 
     # ------------------------------------------------------------------ handles
     def handles_changed(self, worker: Worker, gained: list[str], lost: list[str],
@@ -267,7 +267,8 @@ class Actors:
             self.pool.send(actor.worker, CancelCall(call.task_id))
 
     def start_waiting(self) -> None:
-        """Resources were freed: start the actors that waited for them, oldest first."""
+        """Resources were freed, or a placement group was created: start the actors that
+        waited for them, oldest first."""
         waiting, self.waiting = self.waiting, []
         for actor in waiting:
             if actor.dead is None:
@@ -275,12 +276,18 @@ class Actors:
 
     # ------------------------------------------------------------------ inside
     def _reserve(self, actor: Actor) -> bool:
-        """Hold what the actor asks for (num_cpus, num_gpus, ...), for its whole life; False
-        when the node cannot give it now."""
+        """Hold what the actor asks for (num_cpus, num_gpus, ...), for its whole life, from
+        the node or from its placement group's bundle; False when it cannot be had now (an
+        actor in a group waits for the group too)."""
         spec = actor.spec
-        if actor.holding is not None or not (spec.num_cpus or spec.resources):
+        if actor.holding is not None:
             return True
-        cpus, extra = self.scheduler.cpus, self.scheduler.extra
+        cpus = self.scheduler.pool_for(spec)
+        if cpus is None:
+            return False
+        if not (spec.num_cpus or spec.resources):
+            return True
+        extra = self.scheduler.extra
         if not cpus.fits(spec.num_cpus) or (spec.resources and not extra.fits(spec.resources)):
             return False
         cpus.take(actor, spec.num_cpus)
@@ -289,7 +296,7 @@ class Actors:
 
     def _release(self, actor: Actor) -> None:
         if actor.holding is not None:
-            self.scheduler.cpus.give_back(actor)
+            actor.ledger.give_back(actor)
             self.scheduler.extra.give_back(actor.holding)
             actor.holding = None
 

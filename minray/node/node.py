@@ -24,6 +24,7 @@ from minray.node.cancel import Cancels
 from minray.node.envs import Envs
 from minray.node.ids import new_id, number
 from minray.node.io_loop import Connection, IOLoop
+from minray.node.placement import PlacementGroups
 from minray.node.scheduler import Scheduler
 from minray.node.state import EnvState, Request, Worker, WorkerState
 from minray.node.store import ObjectStore
@@ -40,6 +41,7 @@ from minray.protocol import (
     KillActor,
     LookupActor,
     Message,
+    PlacementCall,
     Put,
     Query,
     Reply,
@@ -81,6 +83,9 @@ class Node(core.Core):
         self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self._fail_env,
                                    totals=self._resource_totals)
         self.actors = Actors(self.pool, self.store, self.scheduler, fail_env=self._fail_env)
+        self.groups = PlacementGroups(self.store, self.scheduler, self.pool, self.actors,
+                                      self._resource_totals)
+        self.scheduler.placement = self.groups
         self.store.release_handles = self.actors.unpin_handles
         handles.track(self.actors.handle_events, self.io.wake)
         self.pending: dict[str, TaskSpec] = {}  # tasks waiting for their arguments
@@ -164,6 +169,12 @@ class Node(core.Core):
             self.actors.kill(actor_id, no_restart)
             self._schedule()
 
+    def placement_call(self, request):
+        with self._lock:
+            answer = self.groups.handle(request)
+            self._schedule()  # a group created may be placed now; one removed frees CPUs
+            return answer
+
     @property
     def resource_totals(self) -> dict[str, float]:
         return self._resource_totals
@@ -215,6 +226,9 @@ class Node(core.Core):
     def _submit(self, spec: TaskSpec, parent: EnvState, owner: Worker | None = None) -> None:
         if self._closed:
             raise exc.RayError("minray has been shut down; call minray.init() again")
+        problem = None if spec.placement is None else self.groups.problem(spec)
+        if problem is not None and (owner is None or spec.kind != ACTOR):
+            raise ValueError(problem)  # at .remote() in the driver; a worker's get raises it
         self._check_session(spec.deps)
         if spec.func_bytes is not None:
             self.pool.functions.setdefault(spec.func_id, spec.func_bytes)
@@ -228,6 +242,10 @@ class Node(core.Core):
         env = self.envs.for_task(parent, spec.runtime_env)
         if spec.kind == ACTOR:
             self.actors.create(spec, env, owner and owner.id)
+            if problem is not None:  # a worker's actor: its calls say why
+                self.actors.kill(spec.actor_id, no_restart=True, why=problem)
+            elif self.groups.removed_error(spec) is not None:
+                self.groups.end_actor(spec, "its placement group was removed")
             return
         self.actors.pin_handles(spec.handles)
         if owner is not None and owner.task is not None:
@@ -330,6 +348,13 @@ class Node(core.Core):
             case KillActor(actor_id=actor_id, no_restart=no_restart):
                 self.actors.kill(actor_id, no_restart)
                 self._schedule()
+            case PlacementCall(req_id=req_id, request=request):
+                try:
+                    answer = (self.groups.handle(request), None)
+                except Exception as e:  # noqa: BLE001 - the caller raises it
+                    answer = (None, e)
+                self.pool.send(worker, Reply(req_id, answer))
+                self._schedule()
             case CancelTask(object_id=object_id, force=force, recursive=recursive):
                 try:
                     self.cancels.cancel(object_id, force=force, recursive=recursive)
@@ -393,8 +418,11 @@ class Node(core.Core):
         elif worker.task is not None:
             task = self.scheduler.finished(worker)
             cancelled = self.cancels.crashed(task)
+            removed = self.groups.removed_error(task)  # its group's removal killed it
             if cancelled is not None:
                 self.store.fail(task, cancelled)
+            elif removed is not None:
+                self.store.fail(task, removed)
             elif task.max_retries < 0 or task.attempts < task.max_retries:
                 task.attempts += 1
                 self.scheduler.enqueue(task, worker.env, first=True)

@@ -59,8 +59,8 @@ class Request:
 class Worker:
     """A worker process and what the node knows of it."""
 
-    __slots__ = ("id", "env", "proc", "actor", "conn", "state", "task", "cpus", "holding",
-                 "known_funcs", "requests", "start_error", "refused")
+    __slots__ = ("id", "env", "proc", "actor", "conn", "state", "task", "cpus", "ledger",
+                 "holding", "known_funcs", "requests", "start_error", "refused")
 
     def __init__(self, id: str, env: EnvState, proc: subprocess.Popen,
                  actor: Actor | None = None):
@@ -72,6 +72,9 @@ class Worker:
         self.state = WorkerState.STARTING
         self.task: TaskSpec | None = None  # the task it runs (not an actor's calls)
         self.cpus = 0.0  # the CPUs it holds now: its task's, unless it is blocked in get/wait
+        # where they come from (a CpuLedger: the node's, a placement group bundle's; None: the
+        # node's); while it starts, the ledger whose tasks it was started for
+        self.ledger = None
         self.holding: Holding | None = None  # its task's GPUs, memory, custom resources
         self.known_funcs: set[str] = set()  # functions it has been sent
         self.requests: dict[int, Request] = {}  # its task's get/wait calls
@@ -91,7 +94,7 @@ class Actor:
 
     __slots__ = ("id", "spec", "env", "restarts_left", "worker", "queue", "inflight", "dead",
                  "restarts", "owner", "holders", "driver_handles", "pins", "escaped", "ending",
-                 "cpus", "holding", "end_when_idle")
+                 "cpus", "ledger", "holding", "end_when_idle")
 
     def __init__(self, id: str, spec: TaskSpec, env: EnvState, restarts_left: int,
                  owner: str | None):
@@ -114,6 +117,7 @@ class Actor:
         self.end_when_idle = False  # nothing reached it: end it once its calls are done
         # What it holds for its whole life (num_cpus, num_gpus, ... asked for), once started
         self.cpus = 0.0
+        self.ledger = None  # the CpuLedger they come from: the node's, or a bundle's
         self.holding: Holding | None = None
 
     @property

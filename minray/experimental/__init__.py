@@ -1,0 +1,1 @@
+"""Ray's `ray.experimental` helpers that minray provides: `tqdm_ray`."""
