@@ -20,6 +20,19 @@ from minray.remote import ActorClass, ActorHandle, RemoteFunction, remote
 
 __version__ = "0.1.0"
 
+# Ray's submodules, reachable as attributes after `import minray as ray` (as in Ray), loaded on
+# first use: workers import this package and need neither.
+_SUBMODULES = ("runtime_env", "job_submission")
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"minray.{name}")
+    raise AttributeError(f"module 'minray' has no attribute {name!r}")
+
+
 __all__ = ["ActorClass", "ActorHandle", "ObjectRef", "RemoteFunction", "exceptions", "get",
            "get_runtime_context", "init", "is_initialized", "kill", "put", "remote", "shutdown",
            "wait"]

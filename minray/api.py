@@ -32,17 +32,18 @@ class _Initialized(dict):
         self._core = node
 
 
-def init(num_cpus: int | None = None, runtime_env: dict | None = None,
-         ignore_reinit_error: bool = False, *, address: str | None = None,
+def init(address: str | None = None, *, num_cpus: int | None = None,
+         runtime_env: dict | None = None, ignore_reinit_error: bool = False,
          namespace: str | None = None, log_to_driver: bool = True,
          include_dashboard: bool | None = None, logging_level: Any = None) -> _Initialized:
     """Start the embedded local node. Cheap: workers start when tasks need them."""
     import runtime_env as renv  # the driver's alone: workers start faster without them
     from minray.node import Node
 
-    if address not in (None, "local", "auto"):
-        raise ValueError(f"address={address!r}: minray runs one local node; connecting to a "
-                         f"cluster needs real Ray")
+    if address not in (None, "auto", "local"):  # those start or reuse the local node
+        from minray.address import check_local
+
+        check_local(address, "init")
     if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int)
                                  or num_cpus < 0):
         raise ValueError(f"num_cpus must be a non-negative int, got {num_cpus!r}")

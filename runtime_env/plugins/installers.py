@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from runtime_env import uv_run
+from runtime_env.describe import requirements
 from runtime_env.errors import SetupError
 from runtime_env.expansion import expand_known, expansion_env
+from runtime_env.input_checks import did_you_mean
 from runtime_env.masking import mask_all
 from runtime_env.plugin import Plugin
 
@@ -55,8 +57,13 @@ def parse_requirements(text: str) -> list[str]:
 def read_requirements_file(path: str, field: str) -> list[str]:
     p = Path(path).expanduser()
     if not p.is_file():
+        hint = ""
+        if not path.endswith((".txt", ".in")) and os.sep not in path:  # a package, not a file
+            hint = (f"; to install the package {path!r}, give a list: "
+                    f"{{{field!r}: [{path!r}]}}")
         raise ValueError(f"runtime_env field '{field}': requirements file {path!r} does not exist "
-                         f"(relative paths are relative to the driver's cwd, {os.getcwd()})")
+                         f"(relative paths are relative to the driver's cwd, {os.getcwd()})"
+                         f"{hint}")
     return parse_requirements(p.read_text())
 
 
@@ -105,7 +112,8 @@ def normalise(value: Any, field: str, *, check: str, version: str, options: str,
     known = ("packages", check, version, options)
     unknown = sorted(str(k) for k in value if k not in known)
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known keys are {list(known)}")
+        raise ValueError(f"{where}: unknown key(s) {unknown}{did_you_mean(unknown, list(known))}; "
+                         f"known keys are {list(known)}")
     if "packages" not in value:
         raise ValueError(f"{where}: the dict form needs 'packages'")
     packages = value["packages"]
@@ -214,6 +222,7 @@ def get_or_build(setup, field: str, key: str, build, meta: dict, watch: list[Pat
                          command=e.command, output_tail=e.output_tail) from None
     if not built:
         setup.log(f"using cached environment {path}")
+    setup.used(field, key, built=bool(built))
     return path
 
 
@@ -252,13 +261,17 @@ class VenvPlugin(Plugin):
         def build(path: Path) -> None:
             setup.log(f"{BUILD_MARK} {path} with {installer}: {expanded['packages']}")
             venv = path / "venv"
+            setup.step("venv", f"with {installer}")
             self.make_venv(installer, python, venv, setup)
             write_layer(venv, layer)
             if expanded["packages"]:
                 req = path / "requirements.txt"
                 req.write_text("\n".join(expanded["packages"]) + "\n")
+                count = len(requirements(expanded["packages"]))
+                setup.step("install", f"{count} package{'s' * (count != 1)} with {installer}")
                 self.install(expanded, tool, venv, req, setup)
             if expanded.get(self.check_key):
+                setup.step("check")
                 self.check(tool, venv, setup)
 
         venv = Path("venv")
