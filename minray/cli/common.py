@@ -98,6 +98,15 @@ def _object(value: Any, what: str) -> dict:
     return value
 
 
+def setup_log(env_id: str) -> str:
+    """Where the CLI logs an env's setup: <minray root>/logs/runtime_env_setup-env-<id>.log."""
+    from minray.node.session import minray_root, new_log
+
+    folder = minray_root() / "logs"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return new_log(str(folder / f"runtime_env_setup-env-{env_id[:12]}.log"))
+
+
 def size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":

@@ -8,7 +8,16 @@ import json
 
 import runtime_env as renv
 from minray.cli import inventory
-from minray.cli.common import CliError, add_env_inputs, ago, env_from_args, say, say_json, size
+from minray.cli.common import (
+    CliError,
+    add_env_inputs,
+    ago,
+    env_from_args,
+    say,
+    say_json,
+    setup_log,
+    size,
+)
 from minray.cli.common import when as time_text
 from runtime_env import describe, env_records, plugin
 from runtime_env.progress import Console, quiet
@@ -107,7 +116,8 @@ def env_build(args: argparse.Namespace) -> int:
     cache = renv.Cache()
     env = renv.parse(env_from_args(args), cache=cache)
     reporter = None if args.quiet or args.json or quiet() else Console()
-    done = setup_env(env, cache=cache, timeout=env.config().timeout, progress=reporter)
+    done = setup_env(env, cache=cache, timeout=env.config().timeout, progress=reporter,
+                     log_path=setup_log(env.env_hash()))
     label = f"env {env.env_hash()[:inventory.SHORT]} ({describe.summary(env)})"
     if args.json:
         say_json({"id": env.env_hash(), "built": done.built, "seconds": done.seconds,

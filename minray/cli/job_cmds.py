@@ -8,19 +8,22 @@ and follows its log until it ends, exiting with the entrypoint's code; Ctrl-C st
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
 import runtime_env as renv
-from minray.cli.common import CliError, add_env_inputs, env_from_args, say, say_json
+from minray.cli.common import CliError, add_env_inputs, env_from_args, say, say_json, setup_log
 from minray.cli.common import when as time_text
 from minray.job_submission import details
 from minray.jobs import control, records
 from minray.jobs.records import JobStatus
+from minray.jobs.supervisor import entrypoint_env
 from runtime_env import describe
 from runtime_env.progress import Console, quiet
 
 INTERRUPTED = 130
+NOT_FOUND = 127  # the shell's code for a command it cannot find
 
 
 def _note(text: str) -> None:
@@ -48,16 +51,24 @@ def job_submit(args: argparse.Namespace) -> int:
     cpus = control.check_resources(args.entrypoint_num_cpus, args.entrypoint_num_gpus, None)
     cache = renv.Cache()
     env = renv.parse(env_from_args(args), cache=cache)
+    entrypoint = control.entrypoint_of(words)
     if not args.no_wait:  # the env now, in the foreground, where its progress shows
         reporter = None if args.quiet or quiet() else Console()
         try:
-            renv.prepare(env, cache=cache, timeout=env.config().timeout, progress=reporter)
+            launch = renv.prepare(env, cache=cache, timeout=env.config().timeout,
+                                  progress=reporter, log_path=setup_log(env.env_hash()))
         except KeyboardInterrupt:
             _note("interrupted while preparing the runtime env; no job was started")
             return INTERRUPTED
-    job = control.submit(control.entrypoint_of(words), env,
-                         submission_id=args.submission_id, entrypoint_num_cpus=cpus)
-    _note(f"job {job.id} submitted (env {env.env_hash()[:12]}: {describe.summary(env)})")
+        missing = control.missing_command(entrypoint, entrypoint_env(launch, env, "")["PATH"],
+                                          launch.cwd or os.getcwd())
+        if missing:
+            _note(missing)
+            return NOT_FOUND
+    job = control.submit(entrypoint, env, submission_id=args.submission_id,
+                         entrypoint_num_cpus=cpus)
+    in_env = f" in env {env.env_hash()[:12]} ({describe.summary(env)})" if env else ""
+    _note(f"job {job.id} submitted{in_env}")
     _note(f"logs: {job.log_path}")
     if args.no_wait:
         _note(f"follow it with: minray job logs --follow {job.id}")
@@ -113,7 +124,7 @@ def job_status(args: argparse.Namespace) -> int:
         return 0
     say(f"job {d.submission_id}: {d.status}")
     say(f"  {d.message}")
-    if d.driver_exit_code is not None:
+    if d.driver_exit_code is not None and d.status is not JobStatus.STOPPED:
         say(f"  exit code: {d.driver_exit_code}")
     say(f"  entrypoint: {d.entrypoint}")
     say(f"  started: {time_text((d.start_time or 0) / 1000)}"

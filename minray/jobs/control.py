@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,9 @@ from minray.jobs.records import Job, JobStatus, Submission
 
 _MINRAY_PARENT = str(Path(__file__).resolve().parents[2])  # where `import minray` works
 POLL_SECONDS = 0.1
+_SHELL_WORDS = {"cd", "exec", "export", "set", "source", ".", "eval", "exit", "test", "[",
+                "true", "false", "echo", "printf", "env", "time", "nohup", "if", "for", "while",
+                "case", "{", "("}
 
 
 def entrypoint_of(argv: Sequence[str]) -> str:
@@ -28,6 +32,29 @@ def entrypoint_of(argv: Sequence[str]) -> str:
     (`-- "python a.py && echo done"`), several are quoted as they were given."""
     words = list(argv)
     return words[0] if len(words) == 1 else shlex.join(words)
+
+
+def missing_command(entrypoint: str, path: str, cwd: str) -> str | None:
+    """Why the entrypoint's program cannot run (not found, not executable), or None. Only a
+    simple command is checked; anything the shell must interpret is left to it."""
+    try:
+        words = shlex.split(entrypoint)
+    except ValueError:
+        return None
+    while words and "=" in words[0] and not words[0].startswith("="):
+        words = words[1:]  # VAR=value prefixes
+    if not words or words[0] in _SHELL_WORDS:
+        return None
+    program = words[0]
+    if os.sep in program:
+        full = os.path.join(cwd, program)
+        if not os.path.exists(full):
+            return f"entrypoint program {program!r} does not exist (looked in {cwd})"
+        return None if os.access(full, os.X_OK) else \
+            f"entrypoint program {program!r} is not executable"
+    if shutil.which(program, path=path) is None:
+        return f"entrypoint command {program!r} not found on the job's PATH"
+    return None
 
 
 def check_resources(num_cpus: Any, num_gpus: Any, resources: Any) -> float | None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,14 +20,11 @@ from pathlib import Path
 
 import runtime_env as renv
 from minray.api import JOB_RUNTIME_ENV_VAR
+from minray.jobs.control import missing_command
 from minray.jobs.records import MARK_VAR, Job, JobStatus, State
 from runtime_env import processes
 
 STOP_GRACE_SECONDS = 3.0
-_SHELL_WORDS = {"cd", "exec", "export", "set", "source", ".", "eval", "exit", "test", "[",
-                "true", "false", "echo", "printf", "env", "time", "nohup", "if", "for", "while",
-                "case", "{", "("}
-
 
 class StopRequested(Exception):
     """SIGTERM or SIGINT arrived: the job is to stop."""
@@ -51,10 +46,10 @@ def main(job_dir: str) -> int:
     proc = None
     try:
         env = renv.RuntimeEnv.deserialize(json.dumps(submission.runtime_env))
-        launch = _prepare(env)
-        process_env = _entrypoint_env(launch, env, job.id)
+        launch = _prepare(env, str(job.dir / "runtime_env_setup.log"))
+        process_env = entrypoint_env(launch, env, job.id)
         cwd = launch.cwd or submission.cwd
-        missing = _missing_command(submission.entrypoint, process_env["PATH"], cwd)
+        missing = missing_command(submission.entrypoint, process_env["PATH"], cwd)
         if missing:
             return _end(job, state, JobStatus.FAILED, missing, code=127)
         with open(job.log_path, "ab") as log:
@@ -84,15 +79,15 @@ def main(job_dir: str) -> int:
         return _end(job, state, JobStatus.FAILED, f"the supervisor failed: {e!r}")
 
 
-def _prepare(env: renv.RuntimeEnv) -> renv.LaunchContext:
+def _prepare(env: renv.RuntimeEnv, log_path: str) -> renv.LaunchContext:
     """The job's env, with progress in the job's log once it takes over a second."""
     from runtime_env.progress import Console, quiet
 
-    return renv.prepare(env, timeout=env.config().timeout,
+    return renv.prepare(env, timeout=env.config().timeout, log_path=log_path,
                         progress=None if quiet() else Console(sys.stdout, live=False))
 
 
-def _entrypoint_env(launch: renv.LaunchContext, env: renv.RuntimeEnv,
+def entrypoint_env(launch: renv.LaunchContext, env: renv.RuntimeEnv,
                     job_id: str) -> dict[str, str]:
     """The entrypoint's environment: the env's, its `python` first on PATH, the job's env for
     the driver's init() to inherit, and the job's mark."""
@@ -103,29 +98,6 @@ def _entrypoint_env(launch: renv.LaunchContext, env: renv.RuntimeEnv,
     bin_dir = os.path.dirname(launch.py_executable[0])
     process_env["PATH"] = os.pathsep.join([bin_dir, process_env.get("PATH", "")])
     return process_env
-
-
-def _missing_command(entrypoint: str, path: str, cwd: str) -> str | None:
-    """Why the entrypoint's program cannot run (not found, not executable), or None. Only a
-    simple command is checked; anything the shell must interpret is left to it."""
-    try:
-        words = shlex.split(entrypoint)
-    except ValueError:
-        return None
-    while words and "=" in words[0] and not words[0].startswith("="):
-        words = words[1:]  # VAR=value prefixes
-    if not words or words[0] in _SHELL_WORDS:
-        return None
-    program = words[0]
-    if os.sep in program:
-        full = os.path.join(cwd, program)
-        if not os.path.exists(full):
-            return f"entrypoint program {program!r} does not exist (looked in {cwd})"
-        return None if os.access(full, os.X_OK) else \
-            f"entrypoint program {program!r} is not executable"
-    if shutil.which(program, path=path) is None:
-        return f"entrypoint command {program!r} not found on the job's PATH"
-    return None
 
 
 def stop_tree(pid: int | None, job_id: str) -> None:

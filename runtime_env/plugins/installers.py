@@ -31,6 +31,7 @@ from runtime_env.masking import mask_all
 from runtime_env.plugin import Plugin
 
 LAYER_PTH = "_minray_layer.pth"
+WHAT_FILE = "built_for.json"  # in the entry: the expanded value and installer it was built for
 BUILD_MARK = "building new environment"
 
 
@@ -253,6 +254,9 @@ class VenvPlugin(Plugin):
         if self.options_key in value:
             expanded[self.options_key] = [expand_known(o, env) for o in value[self.options_key]]
         installer = self.installer(expanded)
+        inside = self._running_inside(expanded, installer, setup)
+        if inside is not None:
+            return inside
         tool = self.tool(expanded, installer, setup)
         python = uv_run.worker_python()
         layer = uv_run.layer_dirs()
@@ -261,6 +265,7 @@ class VenvPlugin(Plugin):
         def build(path: Path) -> None:
             setup.log(f"{BUILD_MARK} {path} with {installer}: {expanded['packages']}")
             venv = path / "venv"
+            (path / WHAT_FILE).write_text(json.dumps([expanded, installer], sort_keys=True))
             setup.step("venv", f"with {installer}")
             self.make_venv(installer, python, venv, setup)
             write_layer(venv, layer)
@@ -280,6 +285,23 @@ class VenvPlugin(Plugin):
                                   "python": python},
                             watch=[venv_python(venv), site_packages(venv)])
         return path / "venv"
+
+    def _running_inside(self, expanded: dict, installer: str, setup) -> Path | None:
+        """This very env, when this process runs in it: a job's entrypoint runs in its job's
+        env, and its tasks must not get a second env layered on the first."""
+        prefix = Path(sys.prefix)
+        entry = prefix.parent
+        if prefix.name != "venv" or entry.parent != setup.cache.root / self.name:
+            return None
+        try:
+            built_for = json.loads((entry / WHAT_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        if built_for != [expanded, installer] or setup.cache.use(self.name, entry.name):
+            return None
+        setup.log(f"using the environment this driver runs in, {prefix}")
+        setup.used(self.name, entry.name, built=False)
+        return prefix
 
     def make_venv(self, installer: str, python: str, venv: Path, setup) -> None:
         system = ["--system-site-packages"] if uv_run.sees_base_site_packages() else []
