@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 QUIET_VAR = "MINRAY_QUIET"
+SHOW_AFTER_VAR = "MINRAY_PROGRESS_AFTER_SECONDS"
 SHOW_AFTER_SECONDS = 1.0
 PLAIN_HEARTBEAT_SECONDS = 30.0
 _SPINNER = "|/-\\"
@@ -58,6 +59,14 @@ Event = SetupStarted | StepStarted | InstallerOutput | SetupFinished
 Reporter = Callable[[Event], None]
 
 
+def show_after() -> float:
+    """Seconds a setup runs before it is shown (MINRAY_PROGRESS_AFTER_SECONDS, default 1)."""
+    try:
+        return float(os.environ.get(SHOW_AFTER_VAR) or SHOW_AFTER_SECONDS)
+    except ValueError:
+        return SHOW_AFTER_SECONDS
+
+
 def quiet() -> bool:
     """MINRAY_QUIET set to anything but "" or "0" silences progress."""
     return os.environ.get(QUIET_VAR, "") not in ("", "0")
@@ -81,10 +90,10 @@ class Console:
     line is redrawn by a ticker thread, which runs only while something is being prepared.
     """
 
-    def __init__(self, stream: TextIO | None = None, *, delay: float = SHOW_AFTER_SECONDS,
+    def __init__(self, stream: TextIO | None = None, *, delay: float | None = None,
                  live: bool | None = None):
         self._stream = stream
-        self._delay = delay
+        self._delay = show_after() if delay is None else delay
         self._live = live
         self._lock = threading.Lock()
         self._envs: dict[str, _Shown] = {}
@@ -104,7 +113,9 @@ class Console:
     def __call__(self, event: Event) -> None:
         with self._lock:
             if isinstance(event, SetupStarted):
-                self._envs[event.env_id] = _Shown(event, time.monotonic())
+                shown = self._envs[event.env_id] = _Shown(event, time.monotonic())
+                if self._delay <= 0:
+                    self._show(shown, shown.t0)
                 if self._ticker is None:
                     self._ticker = threading.Thread(target=self._tick, daemon=True,
                                                     name="minray-progress")
@@ -119,6 +130,8 @@ class Console:
                     shown.step += f" {event.detail}"
                 if shown.shown and not self.live:
                     self._write(f"minray:   {shown.step}\n")
+                elif shown.shown:
+                    self._redraw()
             elif isinstance(event, InstallerOutput):
                 if event.line.strip():
                     shown.last_line = event.line.strip()
@@ -164,7 +177,7 @@ class Console:
         self._write(("\r\x1b[K" if self.live else "")
                     + f"minray: preparing env {_label(shown.started)}"
                     + (f"; log: {log}" if log else "") + "\n")
-        if not self.live:
+        if not self.live and shown.step != "starting":
             self._write(f"minray:   {shown.step}\n")
 
     def _redraw(self) -> None:

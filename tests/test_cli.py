@@ -62,6 +62,6 @@ def test_env_list_explain_and_gc(isolated_cache):
     explained = minray_cli("env", "explain", '{"env_vars": {"A": "1"}}').stdout
     assert f'env {renv.parse({"env_vars": {"A": "1"}}).env_hash()[:12]} ' in explained
     gc = minray_cli("env", "gc", "--max-size-gb", "0").stdout
-    assert "1 entries removed" in gc
+    assert "1 entry removed" in gc
     assert not isolated_cache.path("working_dir", "abc123").exists()
     assert isolated_cache.entries() == []

@@ -160,7 +160,11 @@ def env_gc(args: argparse.Namespace) -> int:
     for ident, why in kept:
         say(f"kept {ident}: {why}")
     total = size(sum(n for _, n in removed))
-    say(f"{len(removed)} entries {verb}, {total} {'would be ' if args.dry_run else ''}freed")
+    count = f"{len(removed)} {'entry' if len(removed) == 1 else 'entries'}"
+    if args.dry_run:
+        say(f"{count} would be removed, {total} freed (dry run: nothing was removed)")
+    else:
+        say(f"{count} removed, {total} freed")
     return 0
 
 
