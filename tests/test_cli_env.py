@@ -63,6 +63,36 @@ def test_a_slow_build_shows_its_progress_and_a_cached_one_prints_none(gated):
     assert again.stderr == ""
 
 
+DRIVER = """
+import json, sys
+import minray as ray
+
+package = sys.argv[2]
+
+@ray.remote
+def value():
+    return __import__(package).VALUE
+
+print(ray.get(value.options(runtime_env=json.loads(sys.argv[1])).remote()))
+"""
+
+
+def test_a_driver_shows_a_slow_envs_progress_and_nothing_for_a_cached_one(gated):
+    run = [sys.executable, "-c", DRIVER, gated_spec(gated), DEMO]
+    env = {**process_env(), "MINRAY_PROGRESS_AFTER_SECONDS": "0"}
+    driver = subprocess.Popen(run, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    shown = driver.stderr.readline()
+    gated.gate.set()
+    out, err = driver.communicate(timeout=120)
+    assert out == "from the gated index\n", err
+    assert shown.startswith("minray: preparing env ") and "(pip: 1 package); log: " in shown
+    assert shown.rstrip().endswith(".log") and "/logs/runtime_env_setup-" in shown
+    assert "ready in" in err
+    cached = subprocess.run(run, env=env, capture_output=True, text=True, timeout=120)
+    assert cached.stdout == "from the gated index\n" and cached.stderr == ""
+
+
 @pytest.mark.parametrize("silence", [["--quiet"], []])
 def test_quiet_silences_progress(gated, silence):
     env = {"MINRAY_PROGRESS_AFTER_SECONDS": "0"} | ({} if silence else {"MINRAY_QUIET": "1"})
