@@ -240,12 +240,33 @@ def _azurite_bin() -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with locked(str(folder) + ".lock"):
         if not binary.exists():
-            proc = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix",
-                                   str(folder), "azurite"], capture_output=True, text=True,
-                                  timeout=600, check=False)
+            _skip_unless_npm_registry_answers(npm)
+            try:
+                proc = subprocess.run([npm, "install", "--no-audit", "--no-fund",
+                                       "--fetch-retries=1", "--prefix", str(folder), "azurite"],
+                                      capture_output=True, text=True, timeout=300, check=False)
+            except subprocess.TimeoutExpired:
+                pytest.skip("Azure tests need Azurite from npm: npm install azurite took over "
+                            "300 s")
             if proc.returncode != 0 or not binary.exists():
                 pytest.skip(f"could not npm install azurite: {proc.stderr.strip()[-300:]}")
     return binary
+
+
+def _skip_unless_npm_registry_answers(npm: str) -> None:
+    """Skip within seconds, saying why, when the npm registry cannot be reached (npm itself
+    would retry for minutes)."""
+    try:
+        ping = subprocess.run([npm, "ping", "--fetch-retries=0", "--fetch-timeout=10000"],
+                              capture_output=True, text=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.skip("Azure tests need Azurite from the npm registry, which did not answer "
+                    "within 30 s")
+    if ping.returncode != 0:
+        errors = [line for line in ping.stderr.splitlines() if "FetchError" in line]
+        reason = errors[0].split("FetchError: ", 1)[1] if errors else f"exit {ping.returncode}"
+        pytest.skip(f"Azure tests need Azurite from the npm registry, which cannot be reached "
+                    f"({reason})")
 
 
 @pytest.fixture(scope="module")
