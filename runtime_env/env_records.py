@@ -2,15 +2,17 @@
 
 The cache is content-addressed per field (a pip venv, a working_dir package, ...), while a
 person thinks in envs: the spec they gave, whose id `minray env explain` prints. Each setup
-that uses cache entries records `<cache>/.envs/<env id>.json` (the spec with passwords masked,
-and the entries), so `minray env list` shows envs by that id and `show`/`gc` accept it. A
-record is rewritten only when it gains entries (the same spec on another interpreter gets
-another venv), so a cached setup only reads it. Records whose entries are all gone are stale:
-`Cache.gc` does not know them, and `stale()` finds them for the CLI's gc.
+that uses cache entries records `<cache>/.envs/<env id>.<digest of its entries>.json` (the
+spec with passwords masked, and the entries), so `minray env list` shows envs by that id and
+`show`/`gc` accept it. The name says which entries it records (the same spec on another
+interpreter gets another venv, so another file), so a cached setup checks it with one stat,
+once per process. Records whose entries are all gone are stale: `Cache.gc` does not know
+them; the CLI's gc removes them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -21,6 +23,7 @@ from runtime_env.cache import Cache
 from runtime_env.spec import RuntimeEnv
 
 RECORDS_DIR = ".envs"  # a dot folder: the cache takes it for no field
+_saved: set[str] = set()  # records this process wrote or found: not looked for again
 
 
 @dataclass
@@ -36,44 +39,54 @@ def _folder(cache: Cache) -> Path:
 
 
 def save(cache: Cache, env: RuntimeEnv, entries: list[tuple[str, str]]) -> None:
-    """Record that `env` uses `entries` (cheap when the record already says so)."""
-    path = _folder(cache) / f"{env.env_hash()}.json"
+    """Record that `env` uses `entries`: one stat when a record already says so."""
     wanted = sorted({tuple(e) for e in entries})
+    env_id = env.env_hash()
+    digest = hashlib.sha256(repr(wanted).encode()).hexdigest()[:12]
+    path = os.path.join(str(cache.root), RECORDS_DIR, f"{env_id}.{digest}.json")
+    if path in _saved:
+        return
     try:
-        with open(path, "rb") as f:
-            known = {tuple(e) for e in json.load(f).get("entries", [])}
-        if known.issuperset(wanted):
-            return
-        wanted = sorted(known.union(wanted))
-    except (OSError, ValueError, AttributeError):  # none yet, or unreadable: write it anew
+        os.stat(path)
+        _saved.add(path)
+        return
+    except OSError:
         pass
     from runtime_env.masking import mask_all
 
-    body = {"env_id": env.env_hash(), "spec": mask_all(dict(env)),
-            "entries": [list(e) for e in wanted], "created": time.time()}
+    body = {"env_id": env_id, "spec": mask_all(dict(env)), "entries": [list(e) for e in wanted],
+            "created": time.time()}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(body, indent=1, sort_keys=True))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(body, f, indent=1, sort_keys=True)
         os.replace(tmp, path)
+        _saved.add(path)
     except OSError:  # a read-only or full cache must not fail a setup that worked
         pass
 
 
 def load_all(cache: Cache) -> list[EnvRecord]:
+    """One record per env id, with the entries of all its files (an env used from two
+    interpreters has a venv for each)."""
     folder = _folder(cache)
     if not folder.is_dir():
         return []
-    out = []
+    by_id: dict[str, EnvRecord] = {}
     for path in sorted(folder.glob("*.json")):
         try:
             data = json.loads(path.read_text())
-            out.append(EnvRecord(data["env_id"], data["spec"],
-                                 [(f, k) for f, k in data["entries"]], data.get("created", 0)))
+            refs = [(f, k) for f, k in data["entries"]]
+            record = by_id.setdefault(data["env_id"], EnvRecord(
+                data["env_id"], data["spec"], [], data.get("created", 0)))
         except (OSError, ValueError, KeyError, TypeError):
             continue
-    return out
+        record.entries += [ref for ref in refs if ref not in record.entries]
+    return list(by_id.values())
 
 
 def remove(cache: Cache, env_id: str) -> None:
-    (_folder(cache) / f"{env_id}.json").unlink(missing_ok=True)
+    for path in _folder(cache).glob(f"{env_id}.*.json"):
+        path.unlink(missing_ok=True)
+        _saved.discard(str(path))

@@ -38,11 +38,12 @@ def test_ray_runtime_env_needs_no_second_import():
     """`import minray as ray; ray.runtime_env.RuntimeEnv(...)` in a fresh interpreter."""
     code = ("import minray as ray\n"
             "env = ray.runtime_env.RuntimeEnv(env_vars={'A': '1'}, pip=['emoji'])\n"
-            "print(type(env).__name__, env.env_vars()['A'], env.pip_config()['packages'])")
+            "print(type(env).__name__, env.env_vars()['A'], env.pip_config()['packages'])\n"
+            "print(ray.job_submission.JobStatus.SUCCEEDED)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "RuntimeEnv 1 ['emoji']"
+    assert out.stdout.split("\n")[:2] == ["RuntimeEnv 1 ['emoji']", "SUCCEEDED"]
 
 
 def test_runtime_env_has_rays_accessors(tmp_path):

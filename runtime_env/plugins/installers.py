@@ -289,19 +289,22 @@ class VenvPlugin(Plugin):
     def _running_inside(self, expanded: dict, installer: str, setup) -> Path | None:
         """This very env, when this process runs in it: a job's entrypoint runs in its job's
         env, and its tasks must not get a second env layered on the first."""
-        prefix = Path(sys.prefix)
-        entry = prefix.parent
-        if prefix.name != "venv" or entry.parent != setup.cache.root / self.name:
+        prefix = sys.prefix  # plain strings: every cached prepare passes here
+        entry = os.path.dirname(prefix)
+        if os.path.basename(prefix) != "venv" or \
+                os.path.dirname(entry) != os.path.join(str(setup.cache.root), self.name):
             return None
         try:
-            built_for = json.loads((entry / WHAT_FILE).read_text())
+            with open(os.path.join(entry, WHAT_FILE)) as f:
+                built_for = json.load(f)
         except (OSError, ValueError):
             return None
-        if built_for != [expanded, installer] or setup.cache.use(self.name, entry.name):
+        key = os.path.basename(entry)
+        if built_for != [expanded, installer] or setup.cache.use(self.name, key):
             return None
         setup.log(f"using the environment this driver runs in, {prefix}")
-        setup.used(self.name, entry.name, built=False)
-        return prefix
+        setup.used(self.name, key, built=False)
+        return Path(prefix)
 
     def make_venv(self, installer: str, python: str, venv: Path, setup) -> None:
         system = ["--system-site-packages"] if uv_run.sees_base_site_packages() else []
