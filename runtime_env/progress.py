@@ -129,7 +129,8 @@ class Console:
                 if event.detail:
                     shown.step += f" {event.detail}"
                 if shown.shown and not self.live:
-                    self._write(f"minray:   {shown.step}\n")
+                    self._write(f"minray:   {shown.step} "
+                                f"(at {time.monotonic() - shown.t0:.1f} s)\n")
                 elif shown.shown:
                     self._redraw()
             elif isinstance(event, InstallerOutput):
@@ -178,7 +179,7 @@ class Console:
                     + f"minray: preparing env {_label(shown.started)}"
                     + (f"; log: {log}" if log else "") + "\n")
         if not self.live and shown.step != "starting":
-            self._write(f"minray:   {shown.step}\n")
+            self._write(f"minray:   {shown.step} (at {now - shown.t0:.1f} s)\n")
 
     def _redraw(self) -> None:
         shown = [s for s in self._envs.values() if s.shown]

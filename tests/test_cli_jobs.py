@@ -13,10 +13,12 @@ import textwrap
 
 import pytest
 
+from auth_index import GatedIndex
 from cache_helpers import minray_cli, process_env
 from minray.job_submission import JobStatus, JobSubmissionClient
-from procs import alive, wait_for
+from procs import alive, processes_mentioning, wait_for
 from runtime_env.processes import marked
+from wheels import DEMO, demo_wheel
 
 # A job that prints, starts a child and a detached daemon, and waits for the test's gate file.
 HELD_JOB = textwrap.dedent("""
@@ -111,6 +113,33 @@ def test_ctrl_c_stops_the_job_once_and_exits_130(held_job):
     assert err.count("stopping job interrupted") == 1
     assert err.strip().endswith("minray: job interrupted stopped")
     wait_for(lambda: not alive(procs), "every process of the job to end")
+
+
+def test_ctrl_c_while_the_env_builds_leaves_no_installer_and_no_job(tmp_path):
+    wheels = tmp_path / "wheels"
+    demo_wheel(wheels, "1.0", "never installed")
+    index = GatedIndex(wheels)  # the install waits here until the test is done
+    try:
+        spec = {"pip": {"packages": [DEMO], "pip_install_options": ["--no-index",
+                                                                    "--find-links", index.url]}}
+        cli = subprocess.Popen([sys.executable, "-m", "minray.cli", "job", "submit",
+                                "--runtime-env-json", json.dumps(spec), "--submission-id",
+                                "never-started", "--", "true"],
+                               env={**process_env(), "MINRAY_PROGRESS_AFTER_SECONDS": "0"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: index.requests, "the installer to ask the index")
+        installers = processes_mentioning(index.url)
+        assert installers
+        cli.send_signal(signal.SIGINT)
+        out, err = cli.communicate(timeout=120)
+    finally:
+        index.close()
+    assert cli.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == ("minray: interrupted while preparing the runtime "
+                                            "env; no job was started")
+    wait_for(lambda: not alive(installers), "the installer to be killed")
+    assert "no job with submission id 'never-started'" in minray_cli(
+        "job", "status", "never-started").stderr
 
 
 @pytest.mark.parametrize("entrypoint, says", [
