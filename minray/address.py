@@ -24,11 +24,11 @@ def check_local(address: str | None, what: str) -> None:
         return
     if text.lower().startswith("ray://"):
         raise ValueError(f"{what}: {address!r} is a Ray Client address; minray runs on this "
-                         f"machine only and has no client server. To reach that cluster, use "
-                         f"Ray itself (pip install 'ray[default]'; import ray).")
+                         f"machine only and has no client server, so that cluster needs real "
+                         f"Ray: use Ray itself (pip install 'ray[default]'; import ray).")
     host = urlsplit(text if "://" in text else f"//{text}").hostname
     if host in _LOOPBACK_HOSTS or (host or "").startswith("127."):
         return
     raise ValueError(f"{what}: {address!r} is a remote cluster; minray runs on this machine "
-                     f"only (use address None, 'auto' or 'local'). To reach that cluster, use "
-                     f"Ray itself (pip install 'ray[default]'; import ray).")
+                     f"only (use address None, 'auto' or 'local'), so that cluster needs real "
+                     f"Ray: use Ray itself (pip install 'ray[default]'; import ray).")
