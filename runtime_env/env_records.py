@@ -3,31 +3,26 @@
 The cache is content-addressed per field (a pip venv, a working_dir package, ...), while a
 person thinks in envs: the spec they gave, whose id `minray env explain` prints. Each setup
 that uses cache entries records `<cache>/.envs/<env id>.<digest of its entries>.json` (the
-spec with passwords masked, and the entries), so `minray env list` shows envs by that id and
-`show`/`gc` accept it. The name says which entries it records (the same spec on another
-interpreter gets another venv, so another file), so a cached setup checks it with one stat,
-once per process. Records whose entries are all gone are stale: `Cache.gc` does not know
-them; the CLI's gc removes them.
+spec with passwords masked, and the entries; written by `setup._record_env`, so a cached setup
+loads nothing more), so `minray env list` shows envs by that id and `show`/`gc` accept it. The
+name says which entries it records (the same spec on another interpreter gets another venv, so
+another file), so a cached setup checks it with one stat, once per process. Records whose
+entries are all gone are stale: `Cache.gc` does not know them; the CLI's gc removes them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from runtime_env.cache import Cache
-from runtime_env.spec import RuntimeEnv
-
-RECORDS_DIR = ".envs"  # a dot folder: the cache takes it for no field
-_saved: set[str] = set()  # records this process wrote or found: not looked for again
+from runtime_env.setup import RECORDS_DIR, forget_record
 
 
 @dataclass
 class EnvRecord:
+    """One env: its id, its spec (passwords masked), the cache entries it uses."""
     env_id: str
     spec: dict
     entries: list[tuple[str, str]]
@@ -36,35 +31,6 @@ class EnvRecord:
 
 def _folder(cache: Cache) -> Path:
     return cache.root / RECORDS_DIR
-
-
-def save(cache: Cache, env: RuntimeEnv, entries: list[tuple[str, str]]) -> None:
-    """Record that `env` uses `entries`: one stat when a record already says so."""
-    wanted = sorted({tuple(e) for e in entries})
-    env_id = env.env_hash()
-    digest = hashlib.sha256(repr(wanted).encode()).hexdigest()[:12]
-    path = os.path.join(str(cache.root), RECORDS_DIR, f"{env_id}.{digest}.json")
-    if path in _saved:
-        return
-    try:
-        os.stat(path)
-        _saved.add(path)
-        return
-    except OSError:
-        pass
-    from runtime_env.masking import mask_all
-
-    body = {"env_id": env_id, "spec": mask_all(dict(env)), "entries": [list(e) for e in wanted],
-            "created": time.time()}
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(body, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-        _saved.add(path)
-    except OSError:  # a read-only or full cache must not fail a setup that worked
-        pass
 
 
 def load_all(cache: Cache) -> list[EnvRecord]:
@@ -89,4 +55,4 @@ def load_all(cache: Cache) -> list[EnvRecord]:
 def remove(cache: Cache, env_id: str) -> None:
     for path in _folder(cache).glob(f"{env_id}.*.json"):
         path.unlink(missing_ok=True)
-        _saved.discard(str(path))
+        forget_record(str(path))

@@ -10,6 +10,8 @@ and the errors say has its URL passwords masked (`masking.mask`).
 from __future__ import annotations
 
 import collections
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +30,8 @@ from runtime_env.spec import RuntimeEnv
 if TYPE_CHECKING:
     from runtime_env.progress import Reporter
 
+RECORDS_DIR = ".envs"  # in the cache: which envs use which entries (a dot folder: no field)
+_saved: set[str] = set()  # records this process wrote or found: not looked for again
 LOG_TO_DRIVER_VARS = ("MINRAY_RUNTIME_ENV_LOG_TO_DRIVER_ENABLED",
                       "RAY_RUNTIME_ENV_LOG_TO_DRIVER_ENABLED")
 TAIL_LINES = 20
@@ -198,11 +202,44 @@ def setup_env(env: RuntimeEnv, *, cache: Cache | None = None, log_path: str | No
         setup.finished(e)
         raise
     if setup.entries:
-        from runtime_env import env_records
-
-        env_records.save(setup.cache, env, [(e.field, e.key) for e in setup.entries])
+        _record_env(setup.cache, env, [(e.field, e.key) for e in setup.entries])
     setup.finished(None)
     return Prepared(launch, setup.entries, time.monotonic() - setup._t0)
+
+
+def _record_env(cache: Cache, env: RuntimeEnv, entries: list[tuple[str, str]]) -> None:
+    """Record that `env` uses `entries` (see runtime_env.env_records, which reads them): one
+    stat when a record already says so, nothing when this process saw it."""
+    wanted = sorted({tuple(e) for e in entries})
+    env_id = env.env_hash()
+    digest = hashlib.sha256(repr(wanted).encode()).hexdigest()[:12]
+    path = os.path.join(str(cache.root), RECORDS_DIR, f"{env_id}.{digest}.json")
+    if path in _saved:
+        return
+    try:
+        os.stat(path)
+        _saved.add(path)
+        return
+    except OSError:
+        pass
+    from runtime_env.masking import mask_all
+
+    body = {"env_id": env_id, "spec": mask_all(dict(env)), "entries": [list(e) for e in wanted],
+            "created": time.time()}
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(body, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+        _saved.add(path)
+    except OSError:  # a read-only or full cache must not fail a setup that worked
+        pass
+
+
+def forget_record(path: str) -> None:
+    """A record was removed: the next setup that needs it writes it again."""
+    _saved.discard(path)
 
 
 def _run_plugins(env: RuntimeEnv, setup: Setup) -> LaunchContext:

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from runtime_env import uv_run
-from runtime_env.describe import requirements
 from runtime_env.errors import SetupError
 from runtime_env.expansion import expand_known, expansion_env
 from runtime_env.input_checks import did_you_mean
@@ -272,6 +271,8 @@ class VenvPlugin(Plugin):
             if expanded["packages"]:
                 req = path / "requirements.txt"
                 req.write_text("\n".join(expanded["packages"]) + "\n")
+                from runtime_env.describe import requirements  # building: not on the call site
+
                 count = len(requirements(expanded["packages"]))
                 setup.step("install", f"{count} package{'s' * (count != 1)} with {installer}")
                 self.install(expanded, tool, venv, req, setup)
