@@ -4,6 +4,10 @@ the inputs job submit takes, progress while an env builds (and none when it is c
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
+import select
 import subprocess
 import sys
 
@@ -92,6 +96,41 @@ def test_a_driver_shows_a_slow_envs_progress_and_nothing_for_a_cached_one(gated)
     assert "ready in" in err
     cached = subprocess.run(run, env=env, capture_output=True, text=True, timeout=120)
     assert cached.stdout == "from the gated index\n" and cached.stderr == ""
+
+
+def test_on_a_terminal_progress_is_one_live_line(gated):
+    """Under a pseudo-terminal: the line is redrawn in place (carriage return, clear to end)
+    with the env's id, the step and the elapsed time, then replaced by the result."""
+    primary, secondary = pty.openpty()
+    build = subprocess.Popen([sys.executable, "-m", "minray.cli", "env", "build",
+                              gated_spec(gated)], stdin=secondary, stdout=secondary,
+                             stderr=secondary, env={**process_env(), "TERM": "xterm",
+                                                    "MINRAY_PROGRESS_AFTER_SECONDS": "0"})
+    os.close(secondary)
+    screen = b""
+
+    def read_more() -> bytes:
+        nonlocal screen
+        if select.select([primary], [], [], 0.1)[0]:
+            try:
+                screen += os.read(primary, 4096)
+            except OSError:  # the terminal closed: the command has exited
+                pass
+        return screen
+
+    try:
+        wait_for(lambda: re.search(rb"\r\x1b\[K. [0-9a-f]{12} pip: install 1 package with uv "
+                                   rb"\d+\.\ds", read_more()), "a live progress line")
+        gated.gate.set()
+        wait_for(lambda: b"built env " in read_more() or build.poll() is not None,
+                 "the build to end")
+        wait_for(lambda: b"built env " in read_more(), "the build's last line")
+    finally:
+        gated.gate.set()
+        build.wait(60)
+        os.close(primary)
+    assert build.returncode == 0
+    assert re.search(rb"\r\x1b\[Kminray: env [0-9a-f]{12} \(pip: 1 package\) ready in ", screen)
 
 
 @pytest.mark.parametrize("silence", [["--quiet"], []])

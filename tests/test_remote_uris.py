@@ -310,6 +310,26 @@ def azure_container(azurite, monkeypatch):
     return service.create_container(name), name
 
 
+def test_azure_tests_skip_saying_why_when_the_npm_registry_is_unreachable(tmp_path):
+    """Without the registry, the Azure tests skip within seconds with a readable reason (npm
+    alone would retry for minutes)."""
+    pytest.importorskip("azure.storage.blob")
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens here once the socket is closed
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", __file__,
+         "-k", "downloaded_once and azure"], capture_output=True, text=True, timeout=180,
+        cwd=Path(__file__).parent.parent,
+        env={**os.environ, "npm_config_registry": f"http://127.0.0.1:{closed}/",
+             "MINRAY_TEST_AZURITE_DIR": str(tmp_path / "azurite")})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 skipped" in out.stdout
+    assert "Azure tests need Azurite from the npm registry, which cannot be reached" in out.stdout
+
+
 def test_azure_working_dir_downloaded_once(azure_container, tmp_path):
     container, name = azure_container
     with open(project_zip(tmp_path / "wd.zip", text="from azure"), "rb") as f:

@@ -26,6 +26,7 @@ from runtime_env import processes
 
 STOP_GRACE_SECONDS = 3.0
 
+
 class StopRequested(Exception):
     """SIGTERM or SIGINT arrived: the job is to stop."""
 
@@ -38,13 +39,13 @@ def main(job_dir: str) -> int:
     folder = Path(job_dir)
     job = Job(folder.name, root=folder.parent)
     submission = job.submission()
-    state = State(supervisor_pid=os.getpid())
-    job.write_state(state)
-    signal.signal(signal.SIGTERM, _stop_requested)
+    signal.signal(signal.SIGTERM, _stop_requested)  # before `stop` can know our pid
     signal.signal(signal.SIGINT, _stop_requested)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    state = State(supervisor_pid=os.getpid())
     proc = None
     try:
+        job.write_state(state)
         env = renv.RuntimeEnv.deserialize(json.dumps(submission.runtime_env))
         launch = _prepare(env, str(job.dir / "runtime_env_setup.log"))
         process_env = entrypoint_env(launch, env, job.id)
@@ -88,7 +89,7 @@ def _prepare(env: renv.RuntimeEnv, log_path: str) -> renv.LaunchContext:
 
 
 def entrypoint_env(launch: renv.LaunchContext, env: renv.RuntimeEnv,
-                    job_id: str) -> dict[str, str]:
+                   job_id: str) -> dict[str, str]:
     """The entrypoint's environment: the env's, its `python` first on PATH, the job's env for
     the driver's init() to inherit, and the job's mark."""
     process_env = launch.process_env()
@@ -127,7 +128,3 @@ def _end(job: Job, state: State, status: JobStatus, message: str, *,
     state.end_time = time.time()
     job.write_state(state)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
