@@ -29,12 +29,12 @@ from minray.remote import RemoteFunction
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("dag", "experimental", "util")
+# Ray's submodules, reachable as attributes after `import minray as ray` (as in Ray), loaded on
+# first use: workers import this package and start faster without them.
+_SUBMODULES = ("dag", "experimental", "util", "runtime_env", "job_submission")
 
 
 def __getattr__(name: str):
-    """`minray.util`, `minray.dag` and `minray.experimental` as attributes, as in Ray, imported on
-    first use: workers import minray and start faster without them."""
     if name in _SUBMODULES:
         import importlib
 

@@ -61,9 +61,10 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
     from minray import resources as res
     from minray.node import Node
 
-    if address not in (None, "local", "auto"):
-        raise ValueError(f"address={address!r}: minray runs one local node; connecting to a "
-                         f"cluster needs real Ray")
+    if address not in (None, "auto", "local"):  # those start or reuse the local node
+        from minray.address import check_local
+
+        check_local(address, "init")
     unknown = sorted(set(ray_options) - _IGNORED_INIT_OPTIONS)
     if unknown:
         raise TypeError(f"init() got unknown keyword argument(s) {unknown}")

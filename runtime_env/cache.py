@@ -221,29 +221,32 @@ class Cache:
         with locks.locked(self._lock(field, key)):
             self._delete(field, key)
 
-    def gc(self, field: str | None = None, limit_bytes: int | None = None) -> list[Entry]:
+    def gc(self, field: str | None = None, limit_bytes: int | None = None, *,
+           dry_run: bool = False) -> list[Entry]:
         """Remove unleased entries, least recently used first, until each field fits.
 
-        Never waits: an entry whose lock a builder holds is skipped.
+        Never waits: an entry whose lock a builder holds is skipped. `dry_run`: remove
+        nothing, return what would be removed.
         """
         removed = []
         for f in [field] if field else self._fields():
             if not (self.root / f).is_dir():
                 continue
-            self._sweep(f)
+            if not dry_run:
+                self._sweep(f)
             entries = self.entries(f)
             limit = field_limit_bytes(f) if limit_bytes is None else limit_bytes
             total = sum(e.size for e in entries)
             for e in sorted(entries, key=lambda e: e.last_used):
                 if total <= limit:
                     break
-                if e.leased_by or not self._collect(f, e.key):
+                if e.leased_by or not (dry_run or self.collect(f, e.key)):
                     continue
                 total -= e.size
                 removed.append(e)
         return removed
 
-    def _collect(self, field: str, key: str) -> bool:
+    def collect(self, field: str, key: str) -> bool:
         """Remove an entry unless a builder holds it or a user leased it; True if removed."""
         try:
             with locks.locked(self._lock(field, key), timeout=0):

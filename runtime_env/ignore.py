@@ -6,13 +6,14 @@ rules). From most to least specific:
 
 1. the `excludes` field of the runtime_env: said at the call site, so it beats everything;
 2. ignore files found in the tree, deeper folders before shallower; in one folder
-   `.minrayignore` before `.gitignore`; their patterns are relative to their own folder;
+   `.minrayignore` before `.rayignore` (Ray's own, read as Ray reads it) before `.gitignore`;
+   their patterns are relative to their own folder;
 3. the default excludes: `.git`, `.venv/`, `venv/`, `__pycache__/`.
 
 So `excludes: ["!venv"]` ships a `venv/` folder, and a nested `.gitignore` can re-include what
 its parent's ignored. An excluded folder is never entered, so nothing below it comes back (as
 in git). `.gitignore` files are skipped when MINRAY_RUNTIME_ENV_IGNORE_GITIGNORE=1 (or Ray's
-RAY_RUNTIME_ENV_IGNORE_GITIGNORE=1); `.minrayignore` files always apply.
+RAY_RUNTIME_ENV_IGNORE_GITIGNORE=1); `.minrayignore` and `.rayignore` files always apply.
 
 pathspec is imported only when there is a pattern to match: it costs ~40 ms to import, more
 than packaging a small directory.
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 GITIGNORE = ".gitignore"
 MINRAYIGNORE = ".minrayignore"
+RAYIGNORE = ".rayignore"
 IGNORE_GITIGNORE_VARS = ("MINRAY_RUNTIME_ENV_IGNORE_GITIGNORE", "RAY_RUNTIME_ENV_IGNORE_GITIGNORE")
 
 # The default excludes (".git", ".venv/", "venv/", "__pycache__/"), checked by name: no
@@ -72,12 +74,12 @@ class Rules:
 
     def enter(self, folder: str, rel: str, names: Iterable[str]) -> Rules:
         """The rules for the folder `rel` ("" or "a/b/") at `folder`, which holds `names`."""
-        wanted = [MINRAYIGNORE] + ([GITIGNORE] if self._gitignore else [])
+        wanted = [MINRAYIGNORE, RAYIGNORE] + ([GITIGNORE] if self._gitignore else [])
         found = [n for n in wanted if n in names]
         if not found:
             return self
         layers = list(self._files)
-        for name in reversed(found):  # .minrayignore ends up first: the more specific
+        for name in reversed(found):  # .minrayignore ends up first: the most specific
             try:
                 with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as f:
                     spec = _spec(f.read().splitlines())

@@ -20,6 +20,18 @@ _A_KEY = object()  # in a path: the NUL is in a dict's key, not its value
 MAX_MESSAGE = 1000  # a message quoting a huge value keeps its head and says how much is left
 
 
+def did_you_mean(names: list[str], known: list[str]) -> str:
+    """' (did you mean 'env_vars'?)' for the first misspelt name that is close to a known one,
+    else ''. difflib is loaded only for an error."""
+    import difflib
+
+    for name in names:
+        close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+        if close:
+            return f" (did you mean {close[0]!r}?)"
+    return ""
+
+
 def reject_nul(value: object, where: str) -> None:
     """Raise ValueError if a string anywhere in `value` (dicts, lists, paths) has a NUL byte.
     Iterative and cycle-safe: a value nested deeply or holding itself is walked, not recursed.

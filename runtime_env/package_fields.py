@@ -79,6 +79,7 @@ def folder(value: str, field_name: str, setup: Setup) -> Path:
     if problem is not None:  # its source may be gone or changed: only validation rebuilds it
         raise setup.fail(f"the cache entry of package {value} was damaged after it was "
                          f"built: {problem}; validate the runtime_env again to re-package it")
+    setup.used(field, key, built=False)
     return setup.cache.path(field, key)
 
 

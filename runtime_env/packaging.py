@@ -144,7 +144,7 @@ def check_size(tree: Tree, field_name: str, source: str) -> None:
         f"excludes, over the limit of {limit / _MIB:.0f} MiB (set "
         f"{size_limit_var(field_name)} to change it). Largest files: {listing}. Leave files "
         f"out with 'excludes' (gitignore patterns, e.g. \"excludes\": [\"data/\", \"*.ckpt\"]) "
-        f"or a .minrayignore file.")
+        f"or a .minrayignore (or .rayignore) file.")
 
 
 # --- digests and their memo ----------------------------------------------------------------

@@ -124,13 +124,14 @@ def fetch(uri: str, field_name: str, setup: Setup) -> Path:
         if problem:
             raise setup.fail(f"cannot fetch {mask(uri)}: {problem}")
         download_to = setup.cache.scratch(field_name, path.name)  # beside the entry
-        setup.log(f"downloading {uri}")
+        built.append(path)
+        setup.step("download", mask(uri))
         try:
             try:
                 download(uri, download_to, setup.remaining())
             except Exception as e:  # any transport error is the user's answer
                 raise setup.fail(f"cannot download {uri}: {_reason(e)}") from None
-            setup.log(f"unpacking {download_to.stat().st_size} bytes")
+            setup.step("unpack", f"{download_to.stat().st_size} bytes")
             try:
                 archive.extract(download_to, path, strip_top=not wheel,
                                 max_bytes=max_size_bytes(field_name))
@@ -142,9 +143,12 @@ def fetch(uri: str, field_name: str, setup: Setup) -> Path:
     def damaged(problem: str) -> None:
         setup.log(f"cache entry damaged ({problem}): fetching {mask(uri)} again")
 
-    return setup.cache.get_or_create(field_name, cache_key(uri), build,
+    built: list[Path] = []
+    path = setup.cache.get_or_create(field_name, cache_key(uri), build,
                                      meta={"uri": mask(uri)}, timeout=setup.remaining(),
                                      on_damage=damaged)
+    setup.used(field_name, cache_key(uri), built=bool(built))
+    return path
 
 
 def _reason(e: Exception) -> str:

@@ -10,12 +10,15 @@ and the errors say has its URL passwords masked (`masking.mask`).
 from __future__ import annotations
 
 import collections
+import hashlib
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from runtime_env import plugin as _plugin
 from runtime_env.cache import Cache, default_cache
@@ -24,23 +27,86 @@ from runtime_env.errors import SetupError
 from runtime_env.processes import kill_tree
 from runtime_env.spec import RuntimeEnv
 
+if TYPE_CHECKING:
+    from runtime_env.progress import Reporter
+
+RECORDS_DIR = ".envs"  # in the cache: which envs use which entries (a dot folder: no field)
+_saved: set[str] = set()  # records this process wrote or found: not looked for again
 LOG_TO_DRIVER_VARS = ("MINRAY_RUNTIME_ENV_LOG_TO_DRIVER_ENABLED",
                       "RAY_RUNTIME_ENV_LOG_TO_DRIVER_ENABLED")
 TAIL_LINES = 20
 
 
-class Setup:
-    """What a plugin may use while it creates: the cache, the log, commands, the deadline."""
+class EntryUse(NamedTuple):
+    """A cache entry an env uses, and whether this setup built it."""
+    field: str
+    key: str
+    built: bool
 
-    def __init__(self, *, cache: Cache, log_path: str | None, deadline: float | None):
+
+class Prepared(NamedTuple):
+    """What `setup_env` did: how to start a worker, the cache entries it used, its time."""
+    launch: LaunchContext
+    entries: list[EntryUse]
+    seconds: float
+
+    @property
+    def built(self) -> bool:
+        return any(e.built for e in self.entries)
+
+
+class Setup:
+    """What a plugin may use while it creates: the cache, the log, commands, the deadline,
+    and `step`/`used` to say what it does (progress for a waiting person, the env's record)."""
+
+    def __init__(self, *, cache: Cache, log_path: str | None, deadline: float | None,
+                 env: RuntimeEnv | None = None, progress: Reporter | None = None):
         self.cache = cache
         self.log_path = log_path
         self.deadline = deadline
         self.field: str | None = None
         # Variables visible to later plugins' commands, e.g. the prepared working_dir.
         self.exports: dict[str, str] = {}
+        self.entries: list[EntryUse] = []
+        self._env = env
+        self._progress = progress
+        self._reported = False  # SetupStarted sent: only once something is built
+        self._t0 = time.monotonic()
         self._to_driver = any(os.environ.get(v) == "1" for v in LOG_TO_DRIVER_VARS)
         self._lock = threading.Lock()
+
+    @property
+    def env_id(self) -> str:
+        return "" if self._env is None else self._env.env_hash()
+
+    def step(self, step: str, detail: str = "") -> None:
+        """A step of building begins (venv, download, unpack, install, check, create)."""
+        self.log(f"step: {step} {detail}".rstrip())
+        if self._progress is None:
+            return
+        from runtime_env import progress
+
+        if not self._reported:
+            from runtime_env.describe import summary
+
+            self._reported = True
+            self._progress(progress.SetupStarted(
+                self.env_id, summary(self._env or {}), self.log_path))
+        self._progress(progress.StepStarted(self.env_id, self.field or "setup", step, detail))
+
+    def used(self, field: str, key: str, *, built: bool) -> None:
+        """The env uses this cache entry (recorded for `minray env list`)."""
+        self.entries.append(EntryUse(field, key, built))
+
+    def finished(self, error: BaseException | None) -> None:
+        """Tell the reporter that a setup it heard of is over."""
+        if self._reported:
+            from runtime_env import progress
+            from runtime_env.masking import mask
+
+            self._progress(progress.SetupFinished(
+                self.env_id, time.monotonic() - self._t0,
+                None if error is None else mask(str(error))))
 
     def log(self, text: str) -> None:
         """Append a line to the setup log (and the driver's stderr), passwords masked."""
@@ -98,19 +164,85 @@ class Setup:
         return "".join(tail)
 
     def _pump(self, proc: subprocess.Popen, tail: collections.deque) -> None:
+        report = None
+        if self._reported:
+            from runtime_env.masking import mask
+            from runtime_env.progress import InstallerOutput
+
+            def report(line: str) -> None:
+                self._progress(InstallerOutput(self.env_id, mask(line.rstrip())))
         for line in proc.stdout:
             tail.append(line)
             self.log("  " + line)
+            if report is not None:
+                report(line)
 
 
 def prepare(env: RuntimeEnv, *, cache: Cache | None = None, log_path: str | None = None,
-            timeout: float | None = None) -> LaunchContext:
+            timeout: float | None = None, progress: Reporter | None = None) -> LaunchContext:
     """Create everything `env` needs and return how to start a worker in it.
 
     `cache` must be the one `env` was validated with (None: the default cache, on both sides).
+    `progress` hears of each step once something is built (see runtime_env.progress).
     """
+    return setup_env(env, cache=cache, log_path=log_path, timeout=timeout,
+                     progress=progress).launch
+
+
+def setup_env(env: RuntimeEnv, *, cache: Cache | None = None, log_path: str | None = None,
+              timeout: float | None = None, progress: Reporter | None = None) -> Prepared:
+    """`prepare`, also saying which cache entries the env uses and whether any was built;
+    an env that uses some is recorded in the cache for `minray env list`."""
     setup = Setup(cache=default_cache() if cache is None else cache, log_path=log_path,
-                  deadline=None if timeout is None else time.monotonic() + timeout)
+                  deadline=None if timeout is None else time.monotonic() + timeout,
+                  env=env, progress=progress)
+    try:
+        launch = _run_plugins(env, setup)
+    except BaseException as e:
+        setup.finished(e)
+        raise
+    if setup.entries:
+        _record_env(setup.cache, env, [(e.field, e.key) for e in setup.entries])
+    setup.finished(None)
+    return Prepared(launch, setup.entries, time.monotonic() - setup._t0)
+
+
+def _record_env(cache: Cache, env: RuntimeEnv, entries: list[tuple[str, str]]) -> None:
+    """Record that `env` uses `entries` (see runtime_env.env_records, which reads them): one
+    stat when a record already says so, nothing when this process saw it."""
+    wanted = sorted({tuple(e) for e in entries})
+    env_id = env.env_hash()
+    digest = hashlib.sha256(repr(wanted).encode()).hexdigest()[:12]
+    path = os.path.join(str(cache.root), RECORDS_DIR, f"{env_id}.{digest}.json")
+    if path in _saved:
+        return
+    try:
+        os.stat(path)
+        _saved.add(path)
+        return
+    except OSError:
+        pass
+    from runtime_env.masking import mask_all
+
+    body = {"env_id": env_id, "spec": mask_all(dict(env)), "entries": [list(e) for e in wanted],
+            "created": time.time()}
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(body, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+        _saved.add(path)
+    except OSError:  # a read-only or full cache must not fail a setup that worked
+        pass
+
+
+def forget_record(path: str) -> None:
+    """A record was removed: the next setup that needs it writes it again."""
+    _saved.discard(path)
+
+
+def _run_plugins(env: RuntimeEnv, setup: Setup) -> LaunchContext:
     launch = LaunchContext()
     for plugin in _plugin.ordered(env):
         setup.field = plugin.name

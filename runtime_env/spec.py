@@ -36,8 +36,11 @@ class RuntimeEnvConfig(dict):
     def __init__(self, setup_timeout_seconds: int = DEFAULT_SETUP_TIMEOUT_SECONDS,
                  eager_install: bool = True, **unknown: Any):
         if unknown:
+            from runtime_env.input_checks import did_you_mean
+
             raise ValueError(
-                f"runtime_env field 'config': unknown option(s) {sorted(unknown)}; "
+                f"runtime_env field 'config': unknown option(s) {sorted(unknown)}"
+                f"{did_you_mean(sorted(unknown), list(self.FIELDS))}; "
                 f"known options are {list(self.FIELDS)}")
         timeout = setup_timeout_seconds
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
@@ -113,6 +116,34 @@ class RuntimeEnv(dict):
     def has_py_modules(self) -> bool:
         return "py_modules" in self
 
+    def has_pip(self) -> bool:
+        return bool(self.get("pip"))
+
+    def has_uv(self) -> bool:
+        return bool(self.get("uv"))
+
+    def has_conda(self) -> bool:
+        return bool(self.get("conda"))
+
+    def pip_config(self) -> dict:
+        """The normalised `pip` field ({"packages": [...], "pip_check": ...}), {} if none."""
+        return dict(self.get("pip") or {})
+
+    def uv_config(self) -> dict:
+        return dict(self.get("uv") or {})
+
+    def conda_config(self) -> str | None:
+        """A created conda env's spec as JSON, as Ray gives it; None for an env's name."""
+        conda = self.get("conda")
+        return json.dumps(conda, sort_keys=True) if isinstance(conda, Mapping) else None
+
+    def conda_env_name(self) -> str | None:
+        conda = self.get("conda")
+        return conda if isinstance(conda, str) else None
+
+    def py_executable(self) -> str | None:
+        return self.get("py_executable")
+
     # --- identity -----------------------------------------------------------------------
     def canonical(self) -> str:
         """Canonical JSON of the fields that decide what a worker is."""
@@ -136,7 +167,8 @@ def _validated(fields: Mapping[str, Any], validation: _plugin.Validation) -> dic
     fields = {k: v for k, v in fields.items() if v is not None}  # None: not given
     unknown = [k for k in fields if k not in (CONFIG, EXCLUDES) and not _plugin.is_field(k)]
     if unknown:
-        raise ValueError(f"runtime_env: unknown field(s) {sorted(unknown)}; "
+        raise ValueError(f"runtime_env: unknown field(s) {sorted(unknown)}"
+                         f"{input_checks.did_you_mean(unknown, known_fields())}; "
                          f"known fields are {known_fields()}")
     for name in fields:
         if name in (CONFIG, EXCLUDES):

@@ -1,6 +1,8 @@
-"""A package index on 127.0.0.1 that wants a password: a PEP 503 simple index of local wheels,
-behind HTTP basic auth, so tests can watch what happens to credentials in index URLs. It can
-also hold every request unanswered until the test releases it (an index that hangs)."""
+"""Package indexes on 127.0.0.1. `AuthIndex` wants a password: a PEP 503 simple index of local
+wheels, behind HTTP basic auth, so tests can watch what happens to credentials in index URLs;
+it can also hold every request unanswered until the test releases it (an index that hangs).
+`GatedIndex` is a find-links page whose answers wait for the test: an install that takes as
+long as the test wants, with no timing guessed."""
 
 from __future__ import annotations
 
@@ -107,3 +109,34 @@ class AuthIndex:
 
 def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+class GatedIndex:
+    """A find-links page and its wheels on 127.0.0.1, held back until the test opens the gate;
+    counts the requests it received."""
+
+    def __init__(self, folder: Path):
+        gate, counter = threading.Event(), []
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(folder), **kwargs)
+
+            def do_GET(self):  # noqa: N802 - http.server's name
+                counter.append(self.path)
+                if gate.wait(60):
+                    super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.gate, self.requests = gate, counter
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.gate.set()
+        self._server.shutdown()
+        self._server.server_close()

@@ -172,7 +172,7 @@ def test_gc_of_a_running_drivers_env_keeps_its_next_workers_starting(tmp_path, i
     assert driver.stdout.readline().split() == ["ready", "env"]
 
     gc = minray_cli("env", "gc", "--max-size-gb", "0")
-    assert gc.returncode == 0 and "1 entries removed" in gc.stdout, gc.stdout + gc.stderr
+    assert gc.returncode == 0 and "1 entry removed" in gc.stdout, gc.stdout + gc.stderr
     assert not unused.exists()
 
     go.touch()
@@ -274,7 +274,7 @@ def test_gc_neither_waits_for_a_builder_nor_touches_its_entry(tmp_path, isolated
     builder = Builder(root, "pip", "new", tmp_path)
 
     gc = minray_cli("env", "gc", "--max-size-gb", "0", timeout=60)  # would wait 120 s
-    assert "1 entries removed" in gc.stdout, gc.stdout + gc.stderr
+    assert "1 entry removed" in gc.stdout, gc.stdout + gc.stderr
     assert not old.exists()
     assert builder.proc.poll() is None and (root / "pip" / "new" / "data").exists()
 

@@ -3,18 +3,17 @@ a setup that timed out, daemons started by tasks, odd paths. Each asserts what t
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import stat
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
 
+from auth_index import GatedIndex
 from minray.exceptions import (
     ActorDiedError,
     ObjectLostError,
@@ -119,37 +118,6 @@ def test_a_ref_from_an_earlier_session_fails_at_once(ray):
     with pytest.raises(ObjectLostError):
         one.remote(ref)  # as an argument it could never be resolved
     assert ray.get(one.remote(), timeout=60) == 1  # the session goes on
-
-
-class GatedIndex:
-    """A find-links page and its wheels on 127.0.0.1, held back until the test opens the gate;
-    counts the requests it received."""
-
-    def __init__(self, folder: Path):
-        gate, counter = threading.Event(), []
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, directory=str(folder), **kwargs)
-
-            def do_GET(self):  # noqa: N802 - http.server's name
-                counter.append(self.path)
-                if gate.wait(60):
-                    super().do_GET()
-
-            def log_message(self, *args):
-                pass
-
-        self.gate, self.requests = gate, counter
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.gate.set()
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture

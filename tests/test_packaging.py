@@ -103,6 +103,17 @@ def test_minrayignore_beats_gitignore_in_the_same_folder(project):
     assert "notes.log" in shipped_files({"working_dir": str(project)})
 
 
+def test_rayignore_is_honoured_like_minrayignore(project, monkeypatch):
+    """Ray reads .rayignore files: a project moving from Ray keeps its exclusions."""
+    write_tree(project, {".rayignore": "*.log\n", "lib/.rayignore": "build/\n",
+                         ".gitignore": "!notes.log\n"})
+    for gitignore_off in ("0", "1"):  # .rayignore beats .gitignore, and applies without it
+        monkeypatch.setenv("MINRAY_RUNTIME_ENV_IGNORE_GITIGNORE", gitignore_off)
+        files = shipped_files({"working_dir": str(project)})
+        assert "notes.log" not in files and "lib/build/keep.txt" not in files
+        assert "lib/util.py" in files and "build/out.bin" in files
+
+
 def test_symlinks_are_followed(project, tmp_path):
     outside = write_tree(tmp_path / "outside", {"shared.py": "S = 2\n", "pkg/mod.py": "M = 3\n"})
     os.symlink(outside / "shared.py", project / "shared.py")

@@ -240,12 +240,33 @@ def _azurite_bin() -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with locked(str(folder) + ".lock"):
         if not binary.exists():
-            proc = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix",
-                                   str(folder), "azurite"], capture_output=True, text=True,
-                                  timeout=600, check=False)
+            _skip_unless_npm_registry_answers(npm)
+            try:
+                proc = subprocess.run([npm, "install", "--no-audit", "--no-fund",
+                                       "--fetch-retries=1", "--prefix", str(folder), "azurite"],
+                                      capture_output=True, text=True, timeout=300, check=False)
+            except subprocess.TimeoutExpired:
+                pytest.skip("Azure tests need Azurite from npm: npm install azurite took over "
+                            "300 s")
             if proc.returncode != 0 or not binary.exists():
                 pytest.skip(f"could not npm install azurite: {proc.stderr.strip()[-300:]}")
     return binary
+
+
+def _skip_unless_npm_registry_answers(npm: str) -> None:
+    """Skip within seconds, saying why, when the npm registry cannot be reached (npm itself
+    would retry for minutes)."""
+    try:
+        ping = subprocess.run([npm, "ping", "--fetch-retries=0", "--fetch-timeout=10000"],
+                              capture_output=True, text=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.skip("Azure tests need Azurite from the npm registry, which did not answer "
+                    "within 30 s")
+    if ping.returncode != 0:
+        errors = [line for line in ping.stderr.splitlines() if "FetchError" in line]
+        reason = errors[0].split("FetchError: ", 1)[1] if errors else f"exit {ping.returncode}"
+        pytest.skip(f"Azure tests need Azurite from the npm registry, which cannot be reached "
+                    f"({reason})")
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +308,26 @@ def azure_container(azurite, monkeypatch):
     service = BlobServiceClient.from_connection_string(azurite)
     name = f"minray-{uuid.uuid4().hex[:12]}"
     return service.create_container(name), name
+
+
+def test_azure_tests_skip_saying_why_when_the_npm_registry_is_unreachable(tmp_path):
+    """Without the registry, the Azure tests skip within seconds with a readable reason (npm
+    alone would retry for minutes)."""
+    pytest.importorskip("azure.storage.blob")
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens here once the socket is closed
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", __file__,
+         "-k", "downloaded_once and azure"], capture_output=True, text=True, timeout=180,
+        cwd=Path(__file__).parent.parent,
+        env={**os.environ, "npm_config_registry": f"http://127.0.0.1:{closed}/",
+             "MINRAY_TEST_AZURITE_DIR": str(tmp_path / "azurite")})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 skipped" in out.stdout
+    assert "Azure tests need Azurite from the npm registry, which cannot be reached" in out.stdout
 
 
 def test_azure_working_dir_downloaded_once(azure_container, tmp_path):

@@ -1,10 +1,11 @@
 """The session's runtime envs: one state per env hash, each prepared once, in the background.
 
-Preparing runs `runtime_env.prepare` on a thread of its own (installs can take minutes); the
-node learns the outcome through `on_ready` / `on_failed`, called under its lock. A failed env is
-remembered for a while (Ray's BAD_RUNTIME_ENV_CACHE_TTL_SECONDS, 10 minutes by default), so its
-later tasks fail at once; asking again after that, or with another `config` (a longer
-`setup_timeout_seconds`), prepares it again.
+Preparing runs `runtime_env.prepare` on a thread of its own (installs can take minutes, and
+their progress shows on the driver's stderr after a second); the node learns the outcome
+through `on_ready` / `on_failed`, called under its lock. A failed env is remembered for a while
+(Ray's BAD_RUNTIME_ENV_CACHE_TTL_SECONDS, 10 minutes by default), so its later tasks fail at
+once; asking again after that, or with another `config` (a longer `setup_timeout_seconds`),
+prepares it again.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class Envs:
         def build() -> None:
             try:
                 result.append(renv.prepare(state.spec, cache=self.cache,
-                                           log_path=self.setup_log, timeout=timeout))
+                                           log_path=self.setup_log, timeout=timeout,
+                                           progress=_show_progress))
             except BaseException as e:  # noqa: BLE001 - every failure is the user's answer
                 result.append(e)
 
@@ -89,6 +91,16 @@ class Envs:
             else:
                 state.launch = result[0]
                 self._on_ready(state)
+
+
+def _show_progress(event) -> None:
+    """Progress on the driver's stderr (unless MINRAY_QUIET): called only once a setup builds
+    something, so a cached env loads nothing for it."""
+    from runtime_env.progress import console
+
+    reporter = console()
+    if reporter is not None:
+        reporter(event)
 
 
 TTL_VARS = ("MINRAY_BAD_RUNTIME_ENV_CACHE_TTL_SECONDS", "BAD_RUNTIME_ENV_CACHE_TTL_SECONDS")

@@ -21,10 +21,16 @@ KEEP_SECONDS = 24 * 3600
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths hold 104-108 bytes
 
 
-def new_session_dir() -> Path:
-    """A new session folder with a logs/ folder; prunes old ones."""
+def minray_root() -> Path:
+    """$MINRAY_TMPDIR (or the temp dir)/minray-<uid>, made private: sessions and jobs live here."""
     root = Path(os.environ.get("MINRAY_TMPDIR") or tempfile.gettempdir()) / f"minray-{os.getuid()}"
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return root
+
+
+def new_session_dir() -> Path:
+    """A new session folder with a logs/ folder; prunes old ones."""
+    root = minray_root()
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     session = Path(tempfile.mkdtemp(prefix=f"session_{stamp}_{os.getpid()}_", dir=root))
     (session / "logs").mkdir(mode=0o700)

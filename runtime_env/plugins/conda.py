@@ -236,6 +236,7 @@ class CondaPlugin(Plugin):
 
         def build(path: Path) -> None:
             setup.log(f"{BUILD_MARK} {path} with {tool}")
+            setup.step("create", f"with {Path(tool).name}")
             file = path / "environment.yml"
             file.write_text(json.dumps(spec, indent=1))  # JSON is YAML
             setup.run(create_command(tool, path / "env", file), cwd=str(path))

@@ -25,10 +25,12 @@ from typing import Any
 from runtime_env import uv_run
 from runtime_env.errors import SetupError
 from runtime_env.expansion import expand_known, expansion_env
+from runtime_env.input_checks import did_you_mean
 from runtime_env.masking import mask_all
 from runtime_env.plugin import Plugin
 
 LAYER_PTH = "_minray_layer.pth"
+WHAT_FILE = "built_for.json"  # in the entry: the expanded value and installer it was built for
 BUILD_MARK = "building new environment"
 
 
@@ -55,8 +57,13 @@ def parse_requirements(text: str) -> list[str]:
 def read_requirements_file(path: str, field: str) -> list[str]:
     p = Path(path).expanduser()
     if not p.is_file():
+        hint = ""
+        if not path.endswith((".txt", ".in")) and os.sep not in path:  # a package, not a file
+            hint = (f"; to install the package {path!r}, give a list: "
+                    f"{{{field!r}: [{path!r}]}}")
         raise ValueError(f"runtime_env field '{field}': requirements file {path!r} does not exist "
-                         f"(relative paths are relative to the driver's cwd, {os.getcwd()})")
+                         f"(relative paths are relative to the driver's cwd, {os.getcwd()})"
+                         f"{hint}")
     return parse_requirements(p.read_text())
 
 
@@ -105,7 +112,8 @@ def normalise(value: Any, field: str, *, check: str, version: str, options: str,
     known = ("packages", check, version, options)
     unknown = sorted(str(k) for k in value if k not in known)
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known keys are {list(known)}")
+        raise ValueError(f"{where}: unknown key(s) {unknown}{did_you_mean(unknown, list(known))}; "
+                         f"known keys are {list(known)}")
     if "packages" not in value:
         raise ValueError(f"{where}: the dict form needs 'packages'")
     packages = value["packages"]
@@ -214,6 +222,7 @@ def get_or_build(setup, field: str, key: str, build, meta: dict, watch: list[Pat
                          command=e.command, output_tail=e.output_tail) from None
     if not built:
         setup.log(f"using cached environment {path}")
+    setup.used(field, key, built=bool(built))
     return path
 
 
@@ -244,6 +253,9 @@ class VenvPlugin(Plugin):
         if self.options_key in value:
             expanded[self.options_key] = [expand_known(o, env) for o in value[self.options_key]]
         installer = self.installer(expanded)
+        inside = self._running_inside(expanded, installer, setup)
+        if inside is not None:
+            return inside
         tool = self.tool(expanded, installer, setup)
         python = uv_run.worker_python()
         layer = uv_run.layer_dirs()
@@ -252,13 +264,20 @@ class VenvPlugin(Plugin):
         def build(path: Path) -> None:
             setup.log(f"{BUILD_MARK} {path} with {installer}: {expanded['packages']}")
             venv = path / "venv"
+            (path / WHAT_FILE).write_text(json.dumps([expanded, installer], sort_keys=True))
+            setup.step("venv", f"with {installer}")
             self.make_venv(installer, python, venv, setup)
             write_layer(venv, layer)
             if expanded["packages"]:
                 req = path / "requirements.txt"
                 req.write_text("\n".join(expanded["packages"]) + "\n")
+                from runtime_env.describe import requirements  # building: not on the call site
+
+                count = len(requirements(expanded["packages"]))
+                setup.step("install", f"{count} package{'s' * (count != 1)} with {installer}")
                 self.install(expanded, tool, venv, req, setup)
             if expanded.get(self.check_key):
+                setup.step("check")
                 self.check(tool, venv, setup)
 
         venv = Path("venv")
@@ -267,6 +286,26 @@ class VenvPlugin(Plugin):
                                   "python": python},
                             watch=[venv_python(venv), site_packages(venv)])
         return path / "venv"
+
+    def _running_inside(self, expanded: dict, installer: str, setup) -> Path | None:
+        """This very env, when this process runs in it: a job's entrypoint runs in its job's
+        env, and its tasks must not get a second env layered on the first."""
+        prefix = sys.prefix  # plain strings: every cached prepare passes here
+        entry = os.path.dirname(prefix)
+        if os.path.basename(prefix) != "venv" or \
+                os.path.dirname(entry) != os.path.join(str(setup.cache.root), self.name):
+            return None
+        try:
+            with open(os.path.join(entry, WHAT_FILE)) as f:
+                built_for = json.load(f)
+        except (OSError, ValueError):
+            return None
+        key = os.path.basename(entry)
+        if built_for != [expanded, installer] or setup.cache.use(self.name, key):
+            return None
+        setup.log(f"using the environment this driver runs in, {prefix}")
+        setup.used(self.name, key, built=False)
+        return Path(prefix)
 
     def make_venv(self, installer: str, python: str, venv: Path, setup) -> None:
         system = ["--system-site-packages"] if uv_run.sees_base_site_packages() else []

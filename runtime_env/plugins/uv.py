@@ -56,6 +56,7 @@ class UvPlugin(VenvPlugin):
 
         def build(path: Path) -> None:
             setup.log(f"installing uv{spec} into {path}")
+            setup.step("install", f"uv{spec} (the installer)")
             venv = path / "venv"
             setup.run([default, "venv", "--quiet", str(venv)], cwd=str(path))
             setup.run([default, "pip", "install", "--python", str(venv_python(venv)),

@@ -1,0 +1,47 @@
+"""The `minray` command: jobs as in Ray, and the runtime env cache.
+
+    minray job submit --runtime-env-json '{"pip": ["emoji"]}' -- python script.py
+    minray job list | status ID | logs [--follow] ID | stop ID
+    minray env list | show ID | explain SPEC | build SPEC | gc [ID ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import runtime_env as renv
+from minray.cli import env_cmds, job_cmds
+from minray.cli.common import CliError, say
+
+
+def parser() -> argparse.ArgumentParser:
+    from minray import __version__
+
+    p = argparse.ArgumentParser(prog="minray", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version",
+                   version=f"minray {__version__} (Python {sys.version.split()[0]})")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    job_cmds.add_parser(sub)
+    env_cmds.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if getattr(args, "address", None) is not None:
+            from minray.address import check_local
+
+            check_local(args.address, "--address")
+        return args.run(args)
+    except (CliError, ValueError, TypeError) as e:
+        say(f"minray: {e}", file=sys.stderr)
+        return 2
+    except renv.SetupError as e:
+        say(f"minray: runtime env setup failed: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        say("minray: interrupted", file=sys.stderr)
+        return job_cmds.INTERRUPTED
