@@ -54,9 +54,11 @@ class CancelCall(NamedTuple):
 
 # --- worker -> driver ----------------------------------------------------------------------
 class Hello(NamedTuple):
-    """The first message on a new connection: which worker this is."""
+    """The first message on a new connection: which worker this is, and why its env's
+    worker_process_setup_hook failed, if it did (then it takes no work)."""
 
     worker_id: str
+    setup_error: str | None = None
 
 
 class Done(NamedTuple):

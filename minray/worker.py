@@ -483,6 +483,24 @@ def _watch_driver(sock: socket.socket, driver_pid: int) -> None:
             os._exit(1)
 
 
+def _run_setup_hook(hook: str) -> str | None:
+    """Run the env's worker_process_setup_hook; the error, with its traceback, if it raised."""
+    try:
+        if hook.startswith("cloudpickle:"):
+            import base64
+
+            fn = cloudpickle.loads(base64.b64decode(hook.removeprefix("cloudpickle:")))
+        else:
+            import importlib
+
+            module, _, name = hook.rpartition(".")
+            fn = getattr(importlib.import_module(module), name)
+        fn()
+    except BaseException as e:  # noqa: BLE001 - any failure fails the env, with its reason
+        return "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    return None
+
+
 def main() -> None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -494,11 +512,12 @@ def main() -> None:
             sys.path.append(path)
     channel = Channel(sock)
     worker = WorkerCore(channel, os.environ["MINRAY_WORKER_ID"])
-    worker.send(Hello(worker.worker_id))
     threading.Thread(target=_watch_driver, args=(sock, int(os.environ["MINRAY_DRIVER_PID"])),
                      daemon=True).start()
     signal.signal(signal.SIGINT, worker.interrupt)
     core.set_current(worker)
+    hook = os.environ.get("MINRAY_SETUP_HOOK")
+    worker.send(Hello(worker.worker_id, _run_setup_hook(hook) if hook else None))
     try:
         worker.serve()
     except (EOFError, ConnectionError):

@@ -34,6 +34,7 @@ _BUILTIN = {
     "conda": "runtime_env.plugins.conda:CondaPlugin",
     "py_executable": "runtime_env.plugins.py_executable:PyExecutablePlugin",
     "env_vars": "runtime_env.plugins.env_vars:EnvVarsPlugin",
+    "worker_process_setup_hook": "runtime_env.plugins.setup_hook:SetupHookPlugin",
 }
 
 

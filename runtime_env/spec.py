@@ -43,11 +43,11 @@ class RuntimeEnvConfig(dict):
                 f"{did_you_mean(sorted(unknown), list(self.FIELDS))}; "
                 f"known options are {list(self.FIELDS)}")
         timeout = setup_timeout_seconds
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError("runtime_env field 'config': 'setup_timeout_seconds' must be a "
-                            f"number of seconds, got {type(timeout).__name__}")
-        # NaN, infinity and huge values cannot be waited for: they would fail on the setup
-        # thread, leaving the task waiting forever.
+        if isinstance(timeout, bool) or not isinstance(timeout, int):  # Ray's rule: an int
+            raise TypeError("runtime_env field 'config': 'setup_timeout_seconds' must be an "
+                            f"int (seconds), got {type(timeout).__name__}")
+        # Huge values cannot be waited for: they would fail on the setup thread, leaving the
+        # task waiting forever.
         if timeout != -1 and not 0 < timeout <= MAX_SETUP_TIMEOUT_SECONDS:
             raise ValueError("runtime_env field 'config': 'setup_timeout_seconds' must be > 0 "
                              f"and at most {MAX_SETUP_TIMEOUT_SECONDS} (a year), or -1 for no "
@@ -161,10 +161,26 @@ def known_fields() -> list[str]:
     return sorted([*_plugin.known_fields(), CONFIG, EXCLUDES])
 
 
+# Ray's fields that run nothing on one machine: each is answered with what to do instead.
+_NO_CONTAINERS = ("minray runs no containers: give the env's packages with 'pip', 'uv' or "
+                  "'conda' instead (or run the job on Ray)")
+_NOT_HERE = {
+    "image_uri": _NO_CONTAINERS,
+    "container": _NO_CONTAINERS,
+    "nsight": "minray starts no profiler for you: start workers under one with "
+              "'py_executable', e.g. {'py_executable': 'nsys profile python'}",
+}
+
+
 def _validated(fields: Mapping[str, Any], validation: _plugin.Validation) -> dict:
     from runtime_env import input_checks  # here: init() without a runtime_env never loads it
 
-    fields = {k: v for k, v in fields.items() if v is not None}  # None: not given
+    # None: not given; an empty excludes is dropped, as Ray does
+    fields = {k: v for k, v in fields.items()
+              if v is not None and not (k == EXCLUDES and v == [])}
+    for name in fields:
+        if name in _NOT_HERE:
+            raise ValueError(f"runtime_env field {name!r} is Ray's, but {_NOT_HERE[name]}")
     unknown = [k for k in fields if k not in (CONFIG, EXCLUDES) and not _plugin.is_field(k)]
     if unknown:
         raise ValueError(f"runtime_env: unknown field(s) {sorted(unknown)}"

@@ -305,6 +305,12 @@ class Node(core.Core):
         if worker is None:
             return None
         worker.conn = conn
+        if hello.setup_error is not None:  # its worker_process_setup_hook raised
+            self.pool.retire(worker)
+            self._fail_env(worker.env, exc.RuntimeEnvSetupError(
+                f"runtime_env field 'worker_process_setup_hook' failed in a new worker:\n"
+                f"{hello.setup_error}"))
+            return worker
         worker.env.connected = True
         if worker.actor is not None:
             self.actors.connected(worker)
