@@ -1,29 +1,19 @@
 """`Queue`: a first-in, first-out queue kept by an actor, as Ray's `ray.util.queue.Queue`.
 
 The queue object holds only its actor's handle, so it can be passed to tasks and actors and used
-there like in the driver. Items live in an `asyncio.Queue` inside the actor.
-
-A blocking `put`/`get` (a full or empty queue, `block=True`) must not hold the queue actor while
-it waits, or no other caller could reach it: this node's actors run one method at a time. So the
-caller waits, not the actor: it retries `put_nowait`/`get_nowait` with a backoff growing from
-1 ms to 20 ms until it succeeds or its `timeout` passes. An item is therefore seen up to 20 ms
-after it arrives, and waiting getters are served in no particular order (Ray promises no order
-either). Once async actors exist here, the waiting moves into the actor (`async def` methods
-awaiting the asyncio.Queue), as in Ray.
+there like in the driver. Items live in an `asyncio.Queue` inside an async actor, and a blocking
+`put`/`get` waits there, as in Ray: the actor runs up to 1000 calls at once, so a waiting getter
+holds up no other caller, and an item reaches a waiting getter as soon as it is put.
 """
 
 from __future__ import annotations
 
 import asyncio
 import queue
-import time
 from collections.abc import Iterable
 from typing import Any
 
 from minray import api
-
-_FIRST_BACKOFF = 0.001
-_MAX_BACKOFF = 0.02
 
 
 class Empty(queue.Empty):
@@ -35,35 +25,42 @@ class Full(queue.Full):
 
 
 class _QueueActor:
-    """The queue's state. Every method answers at once: waiting is the caller's (see above)."""
+    """The queue's state; `put` and `get` wait on the actor's event loop."""
 
     def __init__(self, maxsize: int):
         self.maxsize = maxsize
         self.queue: asyncio.Queue = asyncio.Queue(maxsize)
 
-    def qsize(self) -> int:
+    async def qsize(self) -> int:
         return self.queue.qsize()
 
-    def empty(self) -> bool:
+    async def empty(self) -> bool:
         return self.queue.empty()
 
-    def full(self) -> bool:
+    async def full(self) -> bool:
         return self.queue.full()
 
-    def put_nowait(self, item: Any) -> bool:
-        """True if the item went in, False if the queue is full."""
-        if self.queue.full():
+    async def put(self, item: Any, timeout: float | None) -> bool:
+        """True once the item went in; False if `timeout` passed first without room."""
+        try:
+            if timeout == 0:  # wait_for(..., 0) gives up before the put even starts
+                self.queue.put_nowait(item)
+            else:
+                await asyncio.wait_for(self.queue.put(item), timeout)
+        except (asyncio.TimeoutError, asyncio.QueueFull):
             return False
-        self.queue.put_nowait(item)
         return True
 
-    def get_nowait(self) -> tuple[bool, Any]:
-        """(True, the first item), or (False, None) if the queue is empty."""
-        if self.queue.empty():
+    async def get(self, timeout: float | None) -> tuple[bool, Any]:
+        """(True, the first item) once there is one; (False, None) if `timeout` passed."""
+        try:
+            if timeout == 0:
+                return True, self.queue.get_nowait()
+            return True, await asyncio.wait_for(self.queue.get(), timeout)
+        except (asyncio.TimeoutError, asyncio.QueueEmpty):
             return False, None
-        return True, self.queue.get_nowait()
 
-    def put_nowait_batch(self, items: list) -> str | None:
+    async def put_nowait_batch(self, items: list) -> str | None:
         """Put all the items, or none of them and say why."""
         if self.maxsize > 0 and len(items) + self.queue.qsize() > self.maxsize:
             return (f"Cannot add {len(items)} items to queue of size {self.queue.qsize()} and "
@@ -72,10 +69,10 @@ class _QueueActor:
             self.queue.put_nowait(item)
         return None
 
-    def get_nowait_batch(self, num_items: int) -> tuple[bool, Any]:
+    async def get_nowait_batch(self, num_items: int) -> tuple[bool, Any]:
         """(True, the first num_items items), or (False, why) if there are fewer."""
         if num_items > self.queue.qsize():
-            return False, f"Cannot get {num_items} items from queue of size {self.qsize()}."
+            return False, f"Cannot get {num_items} items from queue of size {self.queue.qsize()}."
         return True, [self.queue.get_nowait() for _ in range(num_items)]
 
 
@@ -127,19 +124,12 @@ class Queue:
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Add an item. A full queue raises Full at once (`block=False`) or once `timeout`
         seconds pass without room (None: wait for as long as it takes)."""
-        if not block:
-            return self.put_nowait(item)
-        for delay in _backoff(timeout):
-            if api.get(self._handle().put_nowait.remote(item)):
-                return None
-            if delay is None:
-                raise Full
-            time.sleep(delay)
+        if not api.get(self._handle().put.remote(item, _wait_for(block, timeout))):
+            raise Full
 
     def put_nowait(self, item: Any) -> None:
         """Add an item; Full if there is no room."""
-        if not api.get(self._handle().put_nowait.remote(item)):
-            raise Full
+        self.put(item, block=False)
 
     def put_nowait_batch(self, items: Iterable) -> None:
         """Add all the items in order, or none (Full) if they do not all fit."""
@@ -152,37 +142,21 @@ class Queue:
     async def put_async(self, item: Any, block: bool = True,
                         timeout: float | None = None) -> None:
         """`put` for async code: waits without blocking the event loop."""
-        if not block:
-            if not await self._handle().put_nowait.remote(item):
-                raise Full
-            return
-        for delay in _backoff(timeout):
-            if await self._handle().put_nowait.remote(item):
-                return
-            if delay is None:
-                raise Full
-            await asyncio.sleep(delay)
+        if not await self._handle().put.remote(item, _wait_for(block, timeout)):
+            raise Full
 
     # ------------------------------------------------------------------ get
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Take the first item. An empty queue raises Empty at once (`block=False`) or once
         `timeout` seconds pass without an item (None: wait for as long as it takes)."""
-        if not block:
-            return self.get_nowait()
-        for delay in _backoff(timeout):
-            got, item = api.get(self._handle().get_nowait.remote())
-            if got:
-                return item
-            if delay is None:
-                raise Empty
-            time.sleep(delay)
-
-    def get_nowait(self) -> Any:
-        """Take the first item; Empty if there is none."""
-        got, item = api.get(self._handle().get_nowait.remote())
+        got, item = api.get(self._handle().get.remote(_wait_for(block, timeout)))
         if not got:
             raise Empty
         return item
+
+    def get_nowait(self) -> Any:
+        """Take the first item; Empty if there is none."""
+        return self.get(block=False)
 
     def get_nowait_batch(self, num_items: int) -> list:
         """Take the first `num_items` items, or none (Empty) if there are fewer."""
@@ -197,13 +171,10 @@ class Queue:
 
     async def get_async(self, block: bool = True, timeout: float | None = None) -> Any:
         """`get` for async code: waits without blocking the event loop."""
-        for delay in _backoff(timeout if block else 0):
-            got, item = await self._handle().get_nowait.remote()
-            if got:
-                return item
-            if delay is None:
-                raise Empty
-            await asyncio.sleep(delay)
+        got, item = await self._handle().get.remote(_wait_for(block, timeout))
+        if not got:
+            raise Empty
+        return item
 
     # ------------------------------------------------------------------ the end
     def shutdown(self, force: bool = False, grace_period_s: float = 5) -> None:
@@ -220,18 +191,11 @@ class Queue:
         self.actor = None
 
 
-def _backoff(timeout: float | None):
-    """The pauses between attempts: growing from 1 ms to 20 ms, the last one shortened to end
-    at the deadline; then None, once `timeout` seconds have passed."""
+def _wait_for(block: bool, timeout: float | None) -> float | None:
+    """How long the actor may wait: 0 without `block`, `timeout` (None: no limit) with it."""
+    if not block:
+        return 0
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                 or timeout < 0):
         raise ValueError("'timeout' must be a non-negative number")
-    deadline = None if timeout is None else time.monotonic() + timeout
-    delay = _FIRST_BACKOFF
-    while True:
-        if deadline is None:
-            yield delay
-        else:
-            left = deadline - time.monotonic()
-            yield min(delay, left) if left > 0 else None
-        delay = min(delay * 2, _MAX_BACKOFF)
+    return timeout
