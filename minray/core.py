@@ -11,6 +11,7 @@ import abc
 from collections.abc import Callable
 
 from minray.task import Result, TaskSpec
+from minray.values import Data
 
 
 class Core(abc.ABC):
@@ -24,6 +25,7 @@ class Core(abc.ABC):
     task_id: str | None = None
     actor_id: str | None = None
     was_restarted: bool = False
+    object_dir: str | None = None  # where large values are written (None: every value inline)
 
     @property
     @abc.abstractmethod
@@ -39,8 +41,8 @@ class Core(abc.ABC):
         """Run a task, create an actor or call its method; results go to `spec.return_ids`."""
 
     @abc.abstractmethod
-    def put(self, object_id: str, data: bytes) -> None:
-        """Store a pickled value under a new id."""
+    def put(self, object_id: str, data: Data) -> None:
+        """Store a value (in its travelling form, minray.values) under a new id."""
 
     @abc.abstractmethod
     def get(self, ids: list[str], timeout: float | None) -> list[Result]:

@@ -115,3 +115,7 @@ class ActorEnvSetupError(ActorDiedError, RuntimeEnvSetupError):
 
 class ObjectLostError(RayError):
     """The object's value is no longer stored (its ref is from a session that was shut down)."""
+
+
+class ObjectStoreFullError(RayError):
+    """A large value does not fit in the free space of the object folder (shared memory)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import cloudpickle
 
-from minray import core
+from minray import core, values
 from minray.objects import Arg, ObjectRef
 from minray.task import ACTOR, CALL, TASK, TaskSpec
 
@@ -66,9 +66,10 @@ def _export(obj: Any) -> tuple[str, bytes]:
     return hashlib.sha1(data).hexdigest(), data
 
 
-def _pack_args(args: tuple, kwargs: dict) -> tuple[bytes, list[str]]:
+def _pack_args(c: core.Core, args: tuple, kwargs: dict) -> tuple[bytes, list[str]]:
     """Serialise arguments; top-level ObjectRefs become dependencies, resolved before the
-    task runs (refs nested in containers stay refs, as in Ray)."""
+    task runs (refs nested in containers stay refs, as in Ray). Large arguments are stored
+    apart, as Ray does, so the task message stays small; they are freed when the task ends."""
     if not args and not kwargs:
         return b"", []
     deps = [a.id for a in args if type(a) is ObjectRef]
@@ -76,6 +77,46 @@ def _pack_args(args: tuple, kwargs: dict) -> tuple[bytes, list[str]]:
     if deps:
         args = tuple(Arg(a.id) if type(a) is ObjectRef else a for a in args)
         kwargs = {k: Arg(v.id) if type(v) is ObjectRef else v for k, v in kwargs.items()}
+    if c.object_dir is None:
+        return cloudpickle.dumps((args, kwargs), protocol=5), deps
+    if not any(values.is_large_raw(a) for a in (*args, *kwargs.values())):
+        buffers: list = []
+        data = cloudpickle.dumps((args, kwargs), protocol=5, buffer_callback=buffers.append)
+        if not buffers and len(data) < values.THRESHOLD:
+            return data, deps
+        if len(data) + sum(b.raw().nbytes for b in buffers) < values.THRESHOLD:
+            return cloudpickle.dumps((args, kwargs), protocol=5), deps  # small arrays in-band
+    return _pack_large(c, args, kwargs, deps)
+
+
+def _pack_large(c: core.Core, args: tuple, kwargs: dict,
+                deps: list[str]) -> tuple[bytes, list[str]]:
+    """Each top-level argument that is large on its own is stored apart and passed by id;
+    the rest travel with the task (a small numpy array in-band)."""
+    stored: dict[int, values.Segment] = {}  # by id(): an object passed twice is stored once
+    try:
+        for a in (*args, *kwargs.values()):
+            if type(a) is not Arg and id(a) not in stored:
+                data = values.dumps(a, c.object_dir, cloudpickle.dumps)
+                if type(data) is values.Segment:
+                    stored[id(a)] = data
+    except BaseException:
+        for data in stored.values():
+            values.free(data)
+        raise
+    placed: dict[int, Arg] = {}
+
+    def by_id(a):
+        if id(a) not in stored:
+            return a
+        if id(a) not in placed:
+            placed[id(a)] = Arg(c.new_id())
+            c.put(placed[id(a)].id, stored[id(a)])
+        deps.append(placed[id(a)].id)
+        return placed[id(a)]
+
+    args = tuple(by_id(a) for a in args)
+    kwargs = {k: by_id(v) for k, v in kwargs.items()}
     return cloudpickle.dumps((args, kwargs), protocol=5), deps
 
 
@@ -137,7 +178,7 @@ class RemoteFunction(_Remote):
         task_id = c.new_id()
         n = options.get("num_returns", 1)
         return_ids = [task_id] if n == 1 else [f"{task_id}.{i}" for i in range(n)]
-        data, deps = _pack_args(args, kwargs)
+        data, deps = _pack_args(c, args, kwargs)
         retries = options.get("max_retries")
         c.submit(TaskSpec(
             task_id=task_id, name=options.get("name") or self.__qualname__, kind=TASK,
@@ -155,7 +196,7 @@ class ActorClass(_Remote):
         c = core.current()
         func_id, func_bytes = self._exported_target()
         actor_id = c.new_id()
-        data, deps = _pack_args(args, kwargs)
+        data, deps = _pack_args(c, args, kwargs)
         c.submit(TaskSpec(
             task_id=actor_id, name=self.__qualname__, kind=ACTOR, args=data, deps=deps,
             return_ids=[], func_id=func_id, func_bytes=func_bytes,
@@ -211,7 +252,7 @@ class ActorMethod:
         task_id = c.new_id()
         n = self._options.get("num_returns", 1)
         return_ids = [task_id] if n == 1 else [f"{task_id}.{i}" for i in range(n)]
-        data, deps = _pack_args(args, kwargs)
+        data, deps = _pack_args(c, args, kwargs)
         name = self._options.get("name") or f"{self._handle._class_name}.{self._name}"
         c.submit(TaskSpec(task_id=task_id, name=name, kind=CALL, args=data, deps=deps,
                              return_ids=return_ids, actor_id=self._handle._actor_id,

@@ -78,7 +78,9 @@ class Actors:
                     restart=False)
             return
         call = actor.inflight.pop(task_id, None)
-        if call is not None:  # None: already failed when the actor died
+        if call is None:  # already failed when the actor died
+            self.store.discard(results)
+        else:
             self.store.complete(call, results)
 
     def worker_exited(self, worker: Worker, how: str) -> None:

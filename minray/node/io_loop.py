@@ -88,6 +88,10 @@ class IOLoop:
             conn.sock = None
             conn.outbuf.clear()
 
+    def wake(self) -> None:
+        """Have the loop run a turn (and so the node's on_tick) soon; safe from any thread."""
+        self._wake()
+
     def stop(self) -> None:
         """End the thread at its next turn; `shutdown` joins it after releasing the lock."""
         self._stopped = True

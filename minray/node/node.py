@@ -14,7 +14,7 @@ import threading
 import runtime_env as renv
 from minray import core
 from minray import exceptions as exc
-from minray.node import session
+from minray.node import session, shm
 from minray.node.actors import Actors
 from minray.node.envs import Envs
 from minray.node.ids import new_id, number
@@ -25,6 +25,7 @@ from minray.node.store import ObjectStore
 from minray.node.workers import BOOT_SCRIPT, WorkerPool, launch_vars, out_of_resources
 from minray.protocol import Cancel, Done, Get, Hello, KillActor, Message, Put, Reply, Submit, Wait
 from minray.task import ACTOR, CALL, Result, TaskSpec
+from minray.values import Data
 from runtime_env import processes
 
 
@@ -43,12 +44,15 @@ class Node(core.Core):
         self._lock = threading.RLock()
         self._closed = False
         self._first_id = number(new_id())  # every id of this session is at least this
-        self.store = ObjectStore()
+        self.objects = shm.ObjectFolder(self.session_dir.name)
+        self.object_dir = str(self.objects.path)
+        self.store = ObjectStore(wake=lambda: self.io.wake())
         self.io = IOLoop(self._lock, self._socket, on_hello=self._on_hello,
                          on_message=self._on_message, on_exit=self._on_exit,
                          on_refused=self._on_refused, on_tick=self._on_tick)
         self.pool = WorkerPool(self.io, self.store, cwd=os.getcwd(),
-                               launch_vars=launch_vars(self._socket, job_id, num_cpus))
+                               launch_vars=launch_vars(self._socket, job_id, num_cpus,
+                                                       self.object_dir))
         self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self._fail_env)
         self.actors = Actors(self.pool, self.store, fail_env=self._fail_env)
         self.envs = Envs(self._lock, self.setup_log, cache, on_ready=self._env_ready,
@@ -70,7 +74,7 @@ class Node(core.Core):
         with self._lock:
             self._submit(spec, self.job_env)
 
-    def put(self, object_id: str, data: bytes) -> None:
+    def put(self, object_id: str, data: Data) -> None:
         with self._lock:
             self.store.store(object_id, (True, data))
 
@@ -274,7 +278,9 @@ class Node(core.Core):
 
     def _on_tick(self) -> float | None:
         """After each turn of the I/O loop: end workers that never connected, and without
-        pidfds look for exits. Returns how long the loop may sleep."""
+        pidfds look for exits; free the values whose last ref died (a large one's ref wakes
+        the loop). Returns how long the loop may sleep."""
+        self.store.collect()
         wait = self.pool.end_overdue()
         if self.io.pidfds:
             return wait
@@ -308,4 +314,5 @@ class Node(core.Core):
         for worker in workers:
             worker.proc.poll()
         self.store.close()
+        self.objects.close()
         session.remove_socket(self._socket, self.session_dir)

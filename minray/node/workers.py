@@ -24,6 +24,7 @@ from minray.node.state import Actor, EnvState, Worker, WorkerState
 from minray.node.store import ObjectStore
 from minray.protocol import Exit, Message, Run
 from minray.task import TaskSpec
+from minray.values import FOLDER_VAR
 from runtime_env import processes
 
 BOOT_SCRIPT = str(Path(__file__).parent.parent / "_boot" / "minray_worker.py")
@@ -198,9 +199,11 @@ def exit_description(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def launch_vars(socket_path: str, job_id: str, num_cpus: int) -> dict[str, str]:
+def launch_vars(socket_path: str, job_id: str, num_cpus: int,
+                object_dir: str) -> dict[str, str]:
     """What every worker of this node is told, besides its env's own variables."""
     return {
+        FOLDER_VAR: object_dir,
         "MINRAY_NODE_SOCKET": socket_path,
         "MINRAY_DRIVER_PID": str(os.getpid()),
         "MINRAY_JOB_ID": job_id,
