@@ -41,8 +41,9 @@ class Core(abc.ABC):
         """Run a task, create an actor or call its method; results go to `spec.return_ids`."""
 
     @abc.abstractmethod
-    def put(self, object_id: str, data: Data) -> None:
-        """Store a value (in its travelling form, minray.values) under a new id."""
+    def put(self, object_id: str, data: Data, for_task: bool = False) -> None:
+        """Store a value (in its travelling form, minray.values) under a new id. `for_task`: a
+        large argument stored apart, which no ref names: freed when its task is done."""
 
     @abc.abstractmethod
     def get(self, ids: list[str], timeout: float | None) -> list[Result]:

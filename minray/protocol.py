@@ -64,10 +64,12 @@ class Submit(NamedTuple):
 
 
 class Put(NamedTuple):
-    """A task stored a value with `put`."""
+    """A task stored a value with `put` (kept for the session: its refs are not counted), or a
+    large argument of a task it submits (`for_task`: freed when that task is done)."""
 
     object_id: str
     data: Data
+    for_task: bool = False
 
 
 class Get(NamedTuple):

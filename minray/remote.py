@@ -111,7 +111,7 @@ def _pack_large(c: core.Core, args: tuple, kwargs: dict,
             return a
         if id(a) not in placed:
             placed[id(a)] = Arg(c.new_id())
-            c.put(placed[id(a)].id, stored[id(a)])
+            c.put(placed[id(a)].id, stored[id(a)], for_task=True)
         deps.append(placed[id(a)].id)
         return placed[id(a)]
 

@@ -78,8 +78,8 @@ class WorkerCore(core.Core):
             self._sent_functions.add(spec.func_id)
         self.channel.send(Submit(spec))
 
-    def put(self, object_id: str, data: values.Data) -> None:
-        self.channel.send(Put(object_id, data))
+    def put(self, object_id: str, data: values.Data, for_task: bool = False) -> None:
+        self.channel.send(Put(object_id, data, for_task))
 
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         self.channel.send(KillActor(actor_id, no_restart))

@@ -160,6 +160,31 @@ def test_actors_and_nested_tasks_pass_large_values(node, tmp_path):
     assert minray.get(outer.remote(data)) == data[::-1]
 
 
+def test_a_tasks_own_refs_stay_valid_after_its_child_task_took_them(node):
+    """Refs a task makes are not counted by the node: passing one to a child task must not
+    free it when the child is done."""
+
+    @minray.remote
+    def parent(n):
+        mine = minray.put(b"m" * n)
+        made = echo.remote(mine)
+        assert minray.get(made) == b"m" * n
+        again = echo.remote(made)
+        return minray.get([mine, made, again], timeout=30) == [b"m" * n] * 3
+
+    assert minray.get(parent.remote(10))
+    assert minray.get(parent.remote(BIG))
+
+
+def test_a_large_argument_a_task_passes_on_is_freed_with_its_child(node):
+    @minray.remote
+    def parent():
+        return minray.get(describe.remote(blob()))
+
+    assert minray.get(parent.remote()) == ("bytes", BIG, False)
+    wait_for(lambda: not files(node), "the child's argument to be freed")
+
+
 def test_an_argument_outlives_its_ref_until_its_task_is_done(node, tmp_path):
     """The driver drops its only ref while the task is queued; the task's worker dies and the
     retry reads the value again: the task's pin kept it."""
@@ -294,4 +319,12 @@ def test_a_value_that_does_not_fit_beside_the_stored_ones_fails_alone(small_stor
     assert len(files(small_store)) == 1
     del first
     wait_for(lambda: not files(small_store), "the first value to be freed")
+    # its pages go once no process has the file open: a worker being forked at that moment
+    # holds a copy of the writer's descriptor until it execs
+    wait_for(lambda: free_bytes(small_store) > 6 * 1024 * 1024, "the space to be given back")
     assert minray.get(minray.put(blob(5 * 1024 * 1024))) is not None
+
+
+def free_bytes(folder: str) -> int:
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize

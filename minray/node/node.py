@@ -74,7 +74,7 @@ class Node(core.Core):
         with self._lock:
             self._submit(spec, self.job_env)
 
-    def put(self, object_id: str, data: Data) -> None:
+    def put(self, object_id: str, data: Data, for_task: bool = False) -> None:
         with self._lock:
             self.store.store(object_id, (True, data))
 
@@ -182,12 +182,15 @@ class Node(core.Core):
             case Done(task_id=task_id, results=results):
                 self._on_done(worker, task_id, results)
             case Submit(task=task):
+                self.store.keep(task.return_ids)  # the worker holds refs the node cannot count
                 try:
                     self._submit(task, worker.env)
                 except Exception as e:  # noqa: BLE001 - the submitter learns it from get()
                     self.store.fail(task, exc.RayError(f"cannot submit: {e}"))
-            case Put(object_id=object_id, data=data):
+            case Put(object_id=object_id, data=data, for_task=for_task):
                 self.store.store(object_id, (True, data))
+                if not for_task:
+                    self.store.keep([object_id])
             case Get() | Wait():
                 self._on_request(worker, msg)
             case Cancel(req_id=req_id):

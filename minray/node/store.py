@@ -130,6 +130,10 @@ class ObjectStore:
                 del self._refs[oid]
                 self._free(oid)
 
+    def keep(self, ids: list[str]) -> None:
+        """Keep these for the session: a worker holds refs to them, which are not counted."""
+        self._escaped.update(ids)
+
     def pin(self, ids: list[str]) -> None:
         for oid in ids:
             self._pins[oid] = self._pins.get(oid, 0) + 1
