@@ -27,6 +27,7 @@ BYTES, BYTEARRAY, PICKLED = "bytes", "bytearray", "pickled"
 _RAW = {bytes: BYTES, bytearray: BYTEARRAY, memoryview: BYTES}  # a memoryview: its bytes, as
 # cloudpickle and Ray give it back
 FOLDER_VAR = "MINRAY_OBJECT_DIR"  # where a worker writes its segments (the node sets it)
+POOL = "free"  # the subfolder of freed segment files kept a moment for reuse (minray/node/shm.py)
 
 
 class Segment(NamedTuple):
@@ -105,10 +106,6 @@ def free(data: Data) -> None:
             pass
 
 
-def size(data: Data) -> int:
-    return len(data) if type(data) is bytes else data.size
-
-
 def _map(path: str) -> memoryview:
     import mmap  # on use: most workers never map a segment
 
@@ -117,16 +114,30 @@ def _map(path: str) -> memoryview:
 
 
 def _write(folder: str, kind: str, parts: list[tuple[int, memoryview]], stream: int) -> Segment:
-    """Write the parts at their offsets into a new file of `folder` (one copy each)."""
+    """Write the parts at their offsets into a new file of `folder` (one copy each), reusing
+    a freed file's memory when the pool has one: writing into pages a file already has costs
+    about half of having tmpfs allocate new ones."""
     end = parts[-1][0] + parts[-1][1].nbytes
-    _check_room(folder, end)
-    path = os.path.join(folder, os.urandom(8).hex())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    pool = _pool(folder)
+    free = _free_space(folder)
+    if end > free + sum(pool.values()):
+        raise _full(folder, end, free)
+    path = None
+    if end > free:  # the pool's files hold memory this value needs
+        _drain(folder, pool)
+    else:
+        path = _claim(folder, pool, end)
+    if path is None:
+        path = os.path.join(folder, os.urandom(8).hex())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    else:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
         for offset, view in parts:
             done = 0
             while done < view.nbytes:
                 done += os.pwrite(fd, view[done:], offset + done)
+        os.ftruncate(fd, end)  # a reused file may have been longer
     except OSError as e:
         os.unlink(path)
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -137,20 +148,48 @@ def _write(folder: str, kind: str, parts: list[tuple[int, memoryview]], stream: 
     return Segment(path, kind, end, stream, tuple((o, v.nbytes) for o, v in parts[1:]))
 
 
-def _check_room(folder: str, need: int) -> None:
+def _pool(folder: str) -> dict[str, int]:
+    """The pool's files and their sizes (in their names)."""
+    try:
+        return {name: int(name.split(".")[0]) for name in os.listdir(os.path.join(folder, POOL))}
+    except (OSError, ValueError):
+        return {}
+
+
+def _claim(folder: str, pool: dict[str, int], need: int) -> str | None:
+    """Take a file from the pool (the smallest that holds `need`, else the largest) by renaming
+    it to a new segment name: a rename succeeds for one taker only. None if there is none."""
+    fits = sorted((n for n in pool if pool[n] >= need), key=pool.get)
+    for name in fits or sorted(pool, key=pool.get, reverse=True):
+        path = os.path.join(folder, os.urandom(8).hex())
+        try:
+            os.rename(os.path.join(folder, POOL, name), path)
+            return path
+        except FileNotFoundError:  # taken or expired meanwhile
+            continue
+    return None
+
+
+def _drain(folder: str, pool: dict[str, int]) -> None:
+    for name in pool:
+        try:
+            os.unlink(os.path.join(folder, POOL, name))
+        except FileNotFoundError:
+            pass
+
+
+def _free_space(folder: str) -> int:
     try:
         st = os.statvfs(folder)
     except FileNotFoundError:
         raise exc.RayError(f"the object folder {folder} is gone: minray was shut down, or "
                            f"something removed it") from None
-    if need > st.f_bavail * st.f_frsize:
-        raise _full(folder, need, st.f_bavail * st.f_frsize)
+    return st.f_bavail * st.f_frsize
 
 
 def _full(folder: str, need: int, free_bytes: int | None = None) -> exc.ObjectStoreFullError:
     if free_bytes is None:
-        st = os.statvfs(folder)
-        free_bytes = st.f_bavail * st.f_frsize
+        free_bytes = _free_space(folder)
     return exc.ObjectStoreFullError(
         f"cannot store a value of {_mb(need)}: {folder} has {_mb(free_bytes)} free. minray "
         f"keeps values of {_mb(THRESHOLD)} or more in shared memory; free some (drop "

@@ -31,7 +31,12 @@ def blob(n: int = BIG) -> bytes:
 
 
 def files(folder: str | Path) -> list[str]:
-    return sorted(os.listdir(folder))
+    """The segments of live values (freed ones wait a moment in the pool, see pooled)."""
+    return sorted(n for n in os.listdir(folder) if n != values.POOL)
+
+
+def pooled(folder: str | Path) -> list[str]:
+    return sorted(os.listdir(Path(folder) / values.POOL))
 
 
 @pytest.fixture
@@ -129,6 +134,18 @@ def test_results_and_arguments_are_freed_when_their_refs_go(node):
     del refs
     wait_for(lambda: not files(node), "the segments of four results to be freed")
     assert [int(a[0]) for a in arrays] == [0, 1, 2, 3]  # still readable: they stay mapped
+
+
+def test_freed_memory_is_reused_by_the_next_value_then_given_back(node):
+    first = minray.put(blob())
+    del first
+    wait_for(lambda: len(pooled(node)) == 1 and not files(node), "the value to go to the pool")
+    second = minray.put(blob(BIG // 2))  # writes into the freed file's pages
+    assert len(files(node)) == 1 and pooled(node) == []
+    assert minray.get(second) == minray.get(second)
+    del second
+    wait_for(lambda: not pooled(node) and not files(node),
+             "the pool to give the memory back (after a few seconds)")
 
 
 def test_small_values_never_touch_the_folder(node):
@@ -307,24 +324,33 @@ def test_a_value_larger_than_the_free_space_is_a_clear_error(small_store):
 
     with pytest.raises(ObjectStoreFullError, match="cannot store a value"):
         minray.get(make.remote(10 * 1024 * 1024))
-    assert files(small_store) == []  # no partial segment left behind
+    assert files(small_store) == [] and pooled(small_store) == []  # nothing half-written
     assert minray.get(make.remote(BIG)) == b"x" * BIG  # the node goes on
 
 
 def test_a_value_that_does_not_fit_beside_the_stored_ones_fails_alone(small_store):
-    """Two values that each fit, but not together: the second fails, the first stays."""
+    """Two values that each fit, but not together: the second fails, the first stays; once
+    the first is freed, its room (pooled or not) takes a value again."""
     first = minray.put(blob(5 * 1024 * 1024))
     with pytest.raises(ObjectStoreFullError):
         minray.put(blob(5 * 1024 * 1024))
     assert len(files(small_store)) == 1
     del first
-    wait_for(lambda: not files(small_store), "the first value to be freed")
-    # its pages go once no process has the file open: a worker being forked at that moment
-    # holds a copy of the writer's descriptor until it execs
-    wait_for(lambda: free_bytes(small_store) > 6 * 1024 * 1024, "the space to be given back")
-    assert minray.get(minray.put(blob(5 * 1024 * 1024))) is not None
+    # the I/O thread unlinks it: its name goes first, its pages a moment later
+    wait_for(lambda: free_bytes(small_store) > 6 * 1024 * 1024, "the first value's room back")
+    data = blob(5 * 1024 * 1024)
+    assert minray.get(minray.put(data)) == data
 
 
 def free_bytes(folder: str) -> int:
     st = os.statvfs(folder)
     return st.f_bavail * st.f_frsize
+
+
+def test_a_full_store_gives_the_pool_up_for_a_new_value(small_store):
+    """Freed files held for reuse never stand in the way of a value that needs their room."""
+    ref = minray.put(blob(2 * 1024 * 1024))  # the pool holds up to a quarter of the 8 MB
+    del ref
+    wait_for(lambda: len(pooled(small_store)) == 1, "the freed file in the pool")
+    data = blob(7 * 1024 * 1024)  # fits only without the pooled file
+    assert minray.get(minray.put(data)) == data

@@ -46,7 +46,7 @@ class Node(core.Core):
         self._first_id = number(new_id())  # every id of this session is at least this
         self.objects = shm.ObjectFolder(self.session_dir.name)
         self.object_dir = str(self.objects.path)
-        self.store = ObjectStore(wake=lambda: self.io.wake())
+        self.store = ObjectStore(wake=lambda: self.io.wake(), release=self.objects.release)
         self.io = IOLoop(self._lock, self._socket, on_hello=self._on_hello,
                          on_message=self._on_message, on_exit=self._on_exit,
                          on_refused=self._on_refused, on_tick=self._on_tick)
@@ -284,7 +284,7 @@ class Node(core.Core):
         pidfds look for exits; free the values whose last ref died (a large one's ref wakes
         the loop). Returns how long the loop may sleep."""
         self.store.collect()
-        wait = self.pool.end_overdue()
+        wait = _soonest(self.pool.end_overdue(), self.objects.expire())
         if self.io.pidfds:
             return wait
         for worker in self.pool.poll_exits():
@@ -319,3 +319,7 @@ class Node(core.Core):
         self.store.close()
         self.objects.close()
         session.remove_socket(self._socket, self.session_dir)
+
+
+def _soonest(*waits: float | None) -> float | None:
+    return min((w for w in waits if w is not None), default=None)

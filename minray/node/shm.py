@@ -7,6 +7,11 @@ pipe from the driver and removes the folder at EOF (again two seconds later, for
 worker created meanwhile; workers exit within a second of their driver). The driver also holds
 a lock on `<folder>.lock` while it lives, and each new session removes the folders whose lock
 is free, in case a reaper was killed too.
+
+Freed segments are not removed at once: they wait RECYCLE_SECONDS in `<folder>/free/` for a
+writer to take one (minray.values._claim), since tmpfs allocating fresh pages costs about as
+much as copying into them. The pool holds at most a quarter of the folder's filesystem, and a
+writer that needs its room empties it.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
+from minray import values
+
 ROOT_VAR = "MINRAY_OBJECT_STORE_DIR"
+RECYCLE_SECONDS = 2.0
 _REAP = 'read _; rm -rf "$0" "$1"; sleep 2; rm -rf "$0" "$1"'
 
 
@@ -41,6 +50,11 @@ class ObjectFolder:
         fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.rename(new, self._lock_path)
         self.path.mkdir(mode=0o700)
+        self._pool = self.path / values.POOL
+        self._pool.mkdir(mode=0o700)
+        self._pooled: dict[str, tuple[float, int]] = {}  # name -> (remove at, size)
+        fs = os.statvfs(self.path)
+        self._pool_limit = fs.f_blocks * fs.f_frsize // 4
         # Its own session: a Ctrl-C or kill of the driver's group leaves it to see the driver
         # go. Nothing but the pipe is inherited, and no MINRAY_ variable (shutdown's sweep of
         # marked processes is not for it).
@@ -48,6 +62,32 @@ class ObjectFolder:
                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, start_new_session=True,
                                         env={"PATH": os.defpath})
+
+    def release(self, data: values.Data) -> None:
+        """A freed value: its segment goes to the pool (or away, when the pool is full)."""
+        if type(data) is not values.Segment:
+            return
+        if sum(size for _, size in self._pooled.values()) + data.size > self._pool_limit:
+            values.free(data)
+            return
+        name = f"{data.size}.{os.urandom(8).hex()}"
+        try:
+            os.rename(data.path, self._pool / name)
+        except FileNotFoundError:
+            return
+        self._pooled[name] = (time.monotonic() + RECYCLE_SECONDS, data.size)
+
+    def expire(self) -> float | None:
+        """Remove the pool's files that waited long enough (a writer may have taken them);
+        the seconds until the next one is due, None if none."""
+        now = time.monotonic()
+        for name, (due, _size) in list(self._pooled.items()):
+            if due <= now:
+                del self._pooled[name]
+                (self._pool / name).unlink(missing_ok=True)
+        if not self._pooled:
+            return None
+        return max(0.0, min(due for due, _ in self._pooled.values()) - now)
 
     def close(self) -> None:
         """Remove the folder and everything in it; end the reaper."""

@@ -5,7 +5,8 @@ argument (a pin), and no ref to it left the driver inside a pickled value (a wor
 that one: it is kept for the session). Refs report their birth and death through
 `minray.objects.track`; the counts are settled here, under the node's lock.
 
-A large value is a segment in shared memory (minray.values): freeing it unlinks its file. Refs
+A large value is a segment in shared memory (minray.values): freeing it gives its file to
+`release` (the node's object folder, which recycles it a moment, then removes it). Refs
 to those values wake the node when they die (`wake`), so their memory does not wait for the
 next submit to be given back.
 """
@@ -26,8 +27,10 @@ def error_result(error: BaseException) -> Result:
 
 
 class ObjectStore:
-    def __init__(self, wake: Callable[[], None] | None = None):
+    def __init__(self, wake: Callable[[], None] | None = None,
+                 release: Callable[[values.Data], None] = values.free):
         self.values: dict[str, Result] = {}
+        self._release = release  # frees a value's segment
         self._refs: dict[str, int] = {}  # live ObjectRefs in the driver, per object
         self._pins: dict[str, int] = {}  # unfinished tasks that take the object as argument
         self._dropped: set[str] = set()  # results that no one can ask for any more
@@ -53,7 +56,7 @@ class ObjectStore:
         self.collect()
         if oid in self._dropped:
             self._dropped.discard(oid)
-            values.free(result[1])
+            self._release(result[1])
         else:
             self.values[oid] = result
             if type(result[1]) is values.Segment:
@@ -70,7 +73,7 @@ class ObjectStore:
     def discard(self, results: list[Result]) -> None:
         """Results no one will store (their call had already failed): free their segments."""
         for _ok, data in results:
-            values.free(data)
+            self._release(data)
 
     def fail(self, task: TaskSpec, error: BaseException) -> None:
         """Every result of the task is `error`."""
@@ -155,7 +158,7 @@ class ObjectStore:
                 self._dropped.add(oid)  # still being computed: drop the result when it comes
         elif oid in self._in_segments:
             self._in_segments.discard(oid)
-            values.free(result[1])
+            self._release(result[1])
 
 
 def _nothing() -> None:
