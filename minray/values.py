@@ -107,9 +107,14 @@ def free(data: Data) -> None:
 
 
 def _map(path: str) -> memoryview:
+    """The file mapped read-only, under a shared lock that lives as long as the mapping (the
+    mmap object holds a duplicate of the descriptor): the node never reuses a file that someone
+    still reads in place (minray/node/shm.py)."""
+    import fcntl
     import mmap  # on use: most workers never map a segment
 
     with open(path, "rb") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_SH)
         return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
 
 

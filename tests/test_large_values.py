@@ -148,6 +148,34 @@ def test_freed_memory_is_reused_by_the_next_value_then_given_back(node):
              "the pool to give the memory back (after a few seconds)")
 
 
+def test_an_array_read_in_place_keeps_its_contents_after_its_ref_goes(node):
+    """Its file is not reused while it is mapped: new values go elsewhere."""
+    ref = minray.put(np.full(BIG // 8, 7.0))
+    array = minray.get(ref)
+    del ref
+    wait_for(lambda: not files(node), "the value to be freed")
+    assert pooled(node) == []  # mapped: removed, not offered for reuse
+    others = [minray.put(np.full(BIG // 8, float(i))) for i in range(3)]
+    assert (array == 7.0).all()
+
+    @minray.remote
+    class Keeper:
+        def keep(self, x):
+            self.x = x
+
+        def total(self):
+            return float(self.x.sum())
+
+    keeper = Keeper.remote()
+    ref = minray.put(np.ones(BIG // 8))
+    minray.get(keeper.keep.remote(ref))
+    del ref, others
+    wait_for(lambda: not files(node), "the values to be freed")
+    more = [minray.put(np.zeros(BIG // 8)) for _ in range(3)]
+    assert minray.get(keeper.total.remote()) == BIG // 8
+    assert len(more) == 3
+
+
 def test_small_values_never_touch_the_folder(node):
     data = blob(SMALL)
     ref = minray.put(data)

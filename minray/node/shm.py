@@ -64,10 +64,13 @@ class ObjectFolder:
                                         env={"PATH": os.defpath})
 
     def release(self, data: values.Data) -> None:
-        """A freed value: its segment goes to the pool (or away, when the pool is full)."""
+        """A freed value: its segment goes to the pool, or away when the pool is full or a
+        process still has it mapped (a numpy array read in place: reusing the file would change
+        that array under its reader; removed, its pages stay theirs until they let go)."""
         if type(data) is not values.Segment:
             return
-        if sum(size for _, size in self._pooled.values()) + data.size > self._pool_limit:
+        if sum(size for _, size in self._pooled.values()) + data.size > self._pool_limit or \
+                data.kind == values.PICKLED and _mapped(data.path):
             values.free(data)
             return
         name = f"{data.size}.{os.urandom(8).hex()}"
@@ -97,6 +100,21 @@ class ObjectFolder:
         self._reaper.kill()
         self._reaper.stdin.close()
         self._reaper.wait()
+
+
+def _mapped(path: str) -> bool:
+    """Whether a process has the file mapped: each mapping holds a shared lock on it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def sweep(top: Path) -> None:
