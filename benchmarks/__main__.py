@@ -67,7 +67,7 @@ def measure(ctx: Context, groups: list[str], repeats: dict, floor_repeat: int) -
     wheel = ctx.wheel("bench_floor_")
     tree = ctx.tree() if "packaging" in groups else None
     for i in range(floor_repeat):
-        floor_runs.append(floor.measure(wheel, tree))
+        floor_runs.append(floor.measure(wheel, tree, transfers="objects" in groups))
         _log(f"floor        {i + 1}/{floor_repeat}")
     runs: dict[str, dict[str, list[dict]]] = {}
     for group in groups:

@@ -84,6 +84,73 @@ def core(ray, init) -> None:
     emit(shutdown_starting=now() - t)
 
 
+MB = 1_000_000
+
+
+def _rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory (or its peak, VmHWM) in MB, from /proc."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024 / MB
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak() -> None:
+    """Make VmHWM start again from the current RSS (Linux's clear_refs "5")."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def objects(ray, init) -> None:
+    """Large values: a round trip through a task at several sizes, a numpy array, one put read
+    by ten tasks, and the driver's memory around the 200 MB round trip."""
+    import gc
+
+    echo = ray.remote(lambda x: x)
+    length = ray.remote(lambda x: len(x))
+    ray.init(**init)
+    ray.get([echo.remote(b"warm") for _ in range(4)])  # both workers up
+    blob = os.urandom(MB) * 200
+    ray.get(echo.remote(blob))  # warm: first large value of the session
+    gc.collect()
+    time.sleep(1)  # values freed by now (Ray frees asynchronously)
+    before = _rss_mb()
+    _reset_peak()
+    t = now()
+    back = ray.get(echo.remote(blob))
+    emit(echo_200mb=now() - t, echo_peak_mb=_rss_mb("VmHWM") - before)
+    assert back == blob
+    del back
+    gc.collect()
+    time.sleep(1)
+    emit(echo_kept_mb=_rss_mb() - before)
+    del blob
+    data = os.urandom(MB) * 100
+    t = now()
+    ref = ray.put(data)
+    assert ray.get([length.remote(ref) for _ in range(10)]) == [len(data)] * 10
+    emit(put_10_readers=now() - t)
+    del ref, data
+    for mb in (1, 10, 100, 1000):
+        blob = os.urandom(MB) * mb
+        t = now()
+        back = ray.get(echo.remote(blob))
+        emit(**{f"echo_{mb}mb": now() - t})
+        assert len(back) == len(blob)
+        del back, blob
+    try:
+        import numpy as np
+    except ImportError:
+        return
+    ray.get([echo.remote(np.zeros(4)) for _ in range(4)])  # warm: both workers import numpy
+    array = np.arange(200 * MB // 8, dtype=np.float64)
+    t = now()
+    back = ray.get(echo.remote(array))
+    emit(echo_numpy_200mb=now() - t)
+    assert back.shape == array.shape and back[-1] == array[-1]
+
+
 def envs(ray, init) -> None:
     """Per field (pip, uv): a cold env (a task), then a new worker in it (a new actor)."""
     task = ray.remote(probe)

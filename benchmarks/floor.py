@@ -20,7 +20,10 @@ import uv
 now = time.perf_counter
 LABELS = {"process_start": "python -c pass", "nested_start": "python starting python",
           "uv_venv_install": "uv venv + uv pip install", "pool_1000": "Pool(2).map, chunksize=1",
-          "pipe_call": "Pipe round trip", "walk_stat": "walk + stat", "read_tree": "walk + read"}
+          "pipe_call": "Pipe round trip", "walk_stat": "walk + stat", "read_tree": "walk + read",
+          **{f"pipe_{mb}mb": f"{mb} MB through a pipe each way" for mb in (1, 10, 100, 200, 1000)}}
+TRANSFER_MB = (1, 10, 100, 200, 1000)  # the sizes of the objects group's round trips
+MB = 1_000_000
 
 
 def _noop(_):
@@ -88,6 +91,55 @@ def pipe_call() -> float:
         proc.join()
 
 
+def _read_exactly(fd: int, n: int) -> bytearray:
+    out = bytearray(n)
+    view, got = memoryview(out), 0
+    while got < n:
+        got += os.readv(fd, [view[got:]])
+    return out
+
+
+def _write_all(fd: int, data) -> None:
+    view, sent = memoryview(data), 0
+    while sent < len(view):
+        sent += os.write(fd, view[sent:])
+
+
+def _bounce(inbound: int, outbound: int, n: int) -> None:
+    _write_all(outbound, _read_exactly(inbound, n))
+
+
+def _big_pipe() -> tuple[int, int]:
+    r, w = os.pipe()
+    try:  # Linux: a 1 MiB pipe buffer, the fastest a pipe goes
+        import fcntl
+
+        fcntl.fcntl(w, 1031, 1 << 20)  # F_SETPIPE_SZ
+    except (ImportError, OSError):
+        pass
+    return r, w
+
+
+def pipe_transfer(mb: int) -> float:
+    """`mb` MB to a live child process and back through two pipes, each side reading into a
+    new buffer of the full size: the floor of a large argument and return value."""
+    blob = os.urandom(MB) * mb
+    (down_r, down_w), (up_r, up_w) = _big_pipe(), _big_pipe()
+    proc = multiprocessing.Process(target=_bounce, args=(down_r, up_w, len(blob)))
+    proc.start()
+    try:
+        t = now()
+        _write_all(down_w, blob)
+        back = _read_exactly(up_r, len(blob))
+        took = now() - t
+        assert len(back) == len(blob)
+        return took
+    finally:
+        proc.join()
+        for fd in (down_r, down_w, up_r, up_w):
+            os.close(fd)
+
+
 def walk_stat(tree: Path) -> float:
     """Walk a tree and stat every file: the least any change detection must do."""
     t = now()
@@ -107,11 +159,13 @@ def read_tree(tree: Path) -> float:
     return now() - t
 
 
-def measure(wheel: Path, tree: Path | None) -> dict[str, float]:
-    """One sample of every floor figure, in seconds."""
+def measure(wheel: Path, tree: Path | None, transfers: bool = False) -> dict[str, float]:
+    """One sample of every floor figure, in seconds (the large transfers when asked)."""
     out = {"process_start": process_start(), "nested_start": nested_start(),
            "uv_venv_install": uv_venv_install(wheel), "pool_1000": pool_1000(),
            "pipe_call": pipe_call()}
     if tree is not None:
         out.update(walk_stat=walk_stat(tree), read_tree=read_tree(tree))
+    if transfers:
+        out.update({f"pipe_{mb}mb": pipe_transfer(mb) for mb in TRANSFER_MB})
     return out

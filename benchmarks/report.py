@@ -26,7 +26,7 @@ def summarise(runs: dict[str, dict[str, list[dict]]], floor_runs: list[dict]) ->
     for s in SCENARIOS:
         if not any(s.group in runs.get(system, {}) for system in SYSTEMS):
             continue
-        row: dict = {"label": s.label}
+        row: dict = {"label": s.label, "unit": s.unit}
         for system in SYSTEMS:
             if s.group in runs.get(system, {}):
                 row[system] = _figure(runs[system][s.group], s.key)
@@ -43,7 +43,10 @@ def summarise(runs: dict[str, dict[str, list[dict]]], floor_runs: list[dict]) ->
 def _targets(s: Scenario, row: dict) -> list[dict]:
     checks = []
     m = row.get("minray", {}).get("median")
-    if s.target is not None:
+    if s.target is not None and s.unit == "MB":
+        checks.append({"goal": f"<= {fmt(s.target, 'MB')}",
+                       "met": None if m is None else m <= s.target})
+    elif s.target is not None:
         checks.append({"goal": f"< {fmt(s.target)}", "met": None if m is None else m < s.target})
     if s.vs_ray is not None and row.get("ray"):
         r = row["ray_over_minray"]
@@ -51,12 +54,18 @@ def _targets(s: Scenario, row: dict) -> list[dict]:
     if s.floor in PROCESS_START_FLOORS and "floor" in row:
         f = row["minray_over_floor"]
         checks.append({"goal": "<= 3x floor", "met": None if f is None else f <= 3})
+    if s.within_floor is not None and "floor" in row:
+        f = row["minray_over_floor"]
+        checks.append({"goal": f"<= {s.within_floor:g}x floor",
+                       "met": None if f is None else f <= s.within_floor})
     return checks
 
 
-def fmt(seconds: float | None) -> str:
+def fmt(seconds: float | None, unit: str = "s") -> str:
     if seconds is None:
         return "n/a"
+    if unit == "MB":
+        return f"{seconds:.0f} MB"
     if seconds < 0.001:
         return f"{seconds * 1e6:.0f} µs"
     if seconds < 1:
@@ -68,10 +77,10 @@ def _ratio(x: float | None) -> str:
     return "" if x is None else f"{x:.1f}x" if x < 100 else f"{x:.0f}x"
 
 
-def _cell(fig: dict | None) -> str:
+def _cell(fig: dict | None, unit: str = "s") -> str:
     if not fig:
         return ""
-    return fmt(fig["median"]) if fig["median"] is not None else "n/a (error)"
+    return fmt(fig["median"], unit) if fig["median"] is not None else "n/a (error)"
 
 
 def table(summary: dict, ray_version: str = "2.60") -> str:
@@ -81,7 +90,9 @@ def table(summary: dict, ray_version: str = "2.60") -> str:
     verdict = {None: "n/a", True: "met", False: "MISSED"}
     for row in summary.values():
         targets = "; ".join(f"{t['goal']}: {verdict[t['met']]}" for t in row["targets"])
-        lines.append(f"| {row['label']} | {_cell(row.get('minray'))} | {_cell(row.get('ray'))} "
+        unit = row.get("unit", "s")
+        lines.append(f"| {row['label']} | {_cell(row.get('minray'), unit)} "
+                     f"| {_cell(row.get('ray'), unit)} "
                      f"| {_cell(row.get('floor'))} | {_ratio(row['ray_over_minray'])} "
                      f"| {_ratio(row['minray_over_floor'])} | {targets} |")
     return "\n".join(lines)
@@ -101,44 +112,60 @@ def write_json(summary: dict, meta: dict, extras: dict, path: Path) -> None:
 
 
 def chart(summary: dict, path: Path, title: str, floor_labels: dict[str, str]) -> None:
-    """Horizontal bars of seconds on a log scale: minray, Ray and the floor per scenario."""
+    """Horizontal bars on a log scale, minray, Ray and the floor per scenario: seconds, and
+    below them the memory rows (MB) when there are any."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    height = 0.27
     shown = [row for row in summary.values()
              if any(row.get(k, {}).get("median") is not None for k in ("minray", "ray", "floor"))]
-    shown.reverse()  # the first scenario at the top
+    panels = [(unit, [r for r in shown if r.get("unit", "s") == unit]) for unit in ("s", "MB")]
+    panels = [(unit, rows) for unit, rows in panels if rows]
+    if not panels:
+        return
+    sizes = [0.62 * len(rows) + 0.8 for _, rows in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, sum(sizes) + 0.8), squeeze=False,
+                             gridspec_kw={"height_ratios": sizes})
+    for ax, (unit, rows) in zip(axes[:, 0], panels, strict=True):
+        _panel(ax, rows, unit, floor_labels)
+    axes[0, 0].set_title(title, fontsize=11, pad=28)
+    axes[0, 0].legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def _panel(ax, shown: list[dict], unit: str, floor_labels: dict[str, str]) -> None:
+    height = 0.27
+    shown = list(reversed(shown))  # the first scenario at the top
     rows = [(row["label"], *(row.get(k, {}).get("median") for k in ("minray", "ray", "floor")))
             for row in shown]
     notes: list[dict[int, str]] = [{}, {}, {}]  # per series: row -> text after the value
     for y, row in enumerate(shown):
         speedup = row["ray_over_minray"]
         if speedup:
-            notes[1][y] = (f"  ({_ratio(speedup)} slower than minray)" if speedup >= 1 else
-                           f"  ({_ratio(1 / speedup)} faster than minray)")
+            more = "more" if unit == "MB" else "slower"
+            less = "less" if unit == "MB" else "faster"
+            notes[1][y] = (f"  ({_ratio(speedup)} {more} than minray)" if speedup >= 1 else
+                           f"  ({_ratio(1 / speedup)} {less} than minray)")
         if row.get("floor", {}).get("median"):
             notes[2][y] = f"  ({floor_labels.get(row['floor']['what'], '')})"
     series = [("minray", "#1f77b4"), ("Ray 2.60", "#ff7f0e"), ("floor", "#9e9e9e")]
-    fig, ax = plt.subplots(figsize=(11, 0.62 * len(rows) + 1.6))
     for i, (name, color) in enumerate(series):
-        bars = [(n, n + (1 - i) * height, r[i + 1]) for n, r in enumerate(rows) if r[i + 1]]
+        bars = [(n, n + (1 - i) * height, r[i + 1]) for n, r in enumerate(rows)
+                if r[i + 1] and r[i + 1] > 0]  # a log scale: 0 MB kept has no bar
         ax.barh([y for _, y, _ in bars], [v for _, _, v in bars], height=height, color=color,
                 label=name)
         for n, y, v in bars:
-            ax.text(v * 1.08, y, fmt(v) + notes[i].get(n, ""), va="center", fontsize=7)
+            ax.text(v * 1.08, y, fmt(v, unit) + notes[i].get(n, ""), va="center", fontsize=7)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=9)
     ax.set_xscale("log")
-    ax.set_xlabel("seconds (log scale, lower is better; median of runs)")
-    ax.set_title(title, fontsize=11, pad=28)
+    ax.set_xlabel("seconds (log scale, lower is better; median of runs)" if unit == "s" else
+                  "MB (log scale, lower is better; median of runs)")
     ax.grid(axis="x", which="major", alpha=0.3)
-    lo = min(v for r in rows for v in r[1:] if v)
-    hi = max(v for r in rows for v in r[1:] if v)
-    ax.set_xlim(lo / 2, hi * 60)  # room for the labels right of the longest bars
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    values = [v for r in rows for v in r[1:] if v and v > 0]
+    if values:
+        ax.set_xlim(min(values) / 2, max(values) * 60)  # room for the labels right of the bars

@@ -27,7 +27,8 @@ from benchmarks.runner import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-GROUPS = ("core", "envs", "working_dir", "cluster", "packaging", "components")  # floor: always
+GROUPS = ("core", "objects", "envs", "working_dir", "cluster", "packaging",
+          "components")  # floor: always
 SLOW_RAY_GROUPS = ("envs", "working_dir", "cluster", "packaging")  # fewer Ray repeats here
 ONCE_GROUPS = ("components",)  # minray only, one run: those modules take medians themselves
 TREE_FILES = 10_000
@@ -39,8 +40,10 @@ class Scenario:
     label: str
     group: str
     floor: str | None = None  # key of the floor figure it is compared with
-    target: float | None = None  # seconds, from the issues
+    target: float | None = None  # seconds (or MB, see unit), from the issues
     vs_ray: float | None = None  # the Ray/minray speedup the goals ask for
+    unit: str = "s"  # "s", or "MB" for the memory rows
+    within_floor: float | None = None  # minray at most this many times its floor
 
 
 SCENARIOS = [
@@ -52,6 +55,17 @@ SCENARIOS = [
     Scenario("env_vars_env", "first task in a new env_vars env", "core", "process_start",
              0.100, 10),
     Scenario("shutdown_starting", "shutdown() while a worker starts", "core", None, 0.050),
+    Scenario("echo_200mb", "200 MB bytes argument and return", "objects", "pipe_200mb",
+             vs_ray=1, within_floor=2),
+    Scenario("echo_numpy_200mb", "200 MB numpy array argument and return", "objects",
+             "pipe_200mb", vs_ray=1, within_floor=2),
+    Scenario("put_10_readers", "put 100 MB + 10 tasks reading that ref", "objects"),
+    Scenario("echo_peak_mb", "driver memory peak, 200 MB round trip", "objects", None, 400,
+             unit="MB"),
+    Scenario("echo_kept_mb", "driver memory kept once its refs are gone", "objects", None, 20,
+             unit="MB"),
+    *(Scenario(f"echo_{mb}mb", f"round trip of {mb} MB bytes", "objects", f"pipe_{mb}mb")
+      for mb in (1, 10, 100, 1000)),
     Scenario("pip_cold", "cold pip env (1 local wheel)", "envs", "uv_venv_install", 0.700, 10),
     Scenario("pip_new_worker", "new worker in a built pip env", "envs", "process_start",
              0.150, 10),
@@ -123,6 +137,11 @@ def _pkg(path: str) -> str:
 
 def core(ctx: Context, system: str) -> dict:
     return run(ctx.python(system), ctx.config(system, "core"), ctx.env(system))
+
+
+def objects(ctx: Context, system: str) -> dict:
+    """Large values through the object store: round trips, one ref read by many, memory."""
+    return run(ctx.python(system), ctx.config(system, "objects"), ctx.env(system), timeout=600)
 
 
 def envs(ctx: Context, system: str) -> dict:

@@ -130,7 +130,7 @@ class ActorClass(_Remote):
                                actor=True)
         func_id, func_bytes = self._exported_target()
         actor_id = c.new_id()
-        data, deps, held = pack_args(args, kwargs)
+        data, deps, held = pack_args(c, args, kwargs)
         name = options.get("name")
         if name is None and options.get("get_if_exists"):
             raise ValueError("get_if_exists=True needs a name=: only named actors can be found")
@@ -286,7 +286,7 @@ class ActorMethod:
         c = core.current()
         task_id = c.new_id()
         ids = [task_id] if streams else return_ids(task_id, n)
-        data, deps, held = pack_args(args, kwargs)
+        data, deps, held = pack_args(c, args, kwargs)
         name = self._options.get("name") or f"{handle._meta.name}.{self._name}"
         c.submit(TaskSpec(task_id=task_id, name=name, kind=CALL, args=data, deps=deps,
                           return_ids=ids, actor_id=handle._actor_id, method=self._name,

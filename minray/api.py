@@ -16,7 +16,7 @@ from typing import Any
 
 import cloudpickle
 
-from minray import core, strict
+from minray import core, strict, values
 from minray import exceptions as exc
 from minray.actor import ActorClass, ActorHandle
 from minray.objects import ObjectRef, id_hex, value_of
@@ -32,7 +32,7 @@ class _Initialized(dict):
 
     def __init__(self, node):
         super().__init__(session_dir=str(node.session_dir), num_cpus=node.num_cpus,
-                         job_id=node.job_id)
+                         job_id=node.job_id, object_store_dir=node.object_dir)
         self._core = node
 
 
@@ -178,7 +178,7 @@ def put(value: Any) -> ObjectRef:
         raise TypeError("put() of an ObjectRef is not allowed; pass the ObjectRef itself")
     c = core.current()
     oid = c.new_id()
-    c.put(oid, cloudpickle.dumps(value, protocol=5))
+    c.put(oid, values.dumps(value, c.object_dir, cloudpickle.dumps))
     return ObjectRef(oid)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from minray.task import Placement, Result, TaskSpec
+from minray.values import Data
 
 
 class Core(abc.ABC):
@@ -35,6 +36,7 @@ class Core(abc.ABC):
         """The placement group bundle(s) the running task or actor was scheduled in."""
         spec = self.resource_spec
         return None if spec is None else spec.placement
+    object_dir: str | None = None  # where large values are written (None: every value inline)
 
     @property
     @abc.abstractmethod
@@ -63,8 +65,9 @@ class Core(abc.ABC):
         """{"total": {...}, "available": {...}}: the node's resources, by Ray's names."""
 
     @abc.abstractmethod
-    def put(self, object_id: str, data: bytes) -> None:
-        """Store a pickled value under a new id."""
+    def put(self, object_id: str, data: Data, for_task: bool = False) -> None:
+        """Store a value (in its travelling form, minray.values) under a new id. `for_task`: a
+        large argument stored apart, which no ref names: freed when its task is done."""
 
     @abc.abstractmethod
     def get(self, ids: list[str], timeout: float | None) -> list[Result]:

@@ -152,3 +152,7 @@ class TaskCancelledError(RayError):
 class RemoteDecoratorError(TypeError, AssertionError):
     """`@remote()` with empty parentheses. Ray raises an AssertionError here; a TypeError is
     what it means, so it is both."""
+
+
+class ObjectStoreFullError(RayError):
+    """A large value does not fit in the free space of the object folder (shared memory)."""

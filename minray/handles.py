@@ -2,7 +2,7 @@
 
 Each process reports its handles' births and deaths as events (`track`: the node drains the
 driver's, a worker sums its own and tells the node when it starts or stops holding one). A
-handle pickled into a task's arguments is noted (`dumps_noting_handles`) and pinned by that
+handle pickled into a task's arguments is noted (`noting_handles`) and pinned by that
 task until it ends, by which time the worker that received it holds it; one pickled anywhere
 else (a `put` value, a return value) escapes, and its actor is kept for the session.
 """
@@ -12,8 +12,9 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
-import cloudpickle
+T = TypeVar("T")
 
 BORN, DIED, ESCAPED = 1, -1, 0
 
@@ -49,11 +50,12 @@ def pickled(actor_id: str) -> None:
             _wake()
 
 
-def dumps_noting_handles(value) -> tuple[bytes, list[str]]:
-    """Pickle a task's arguments; the ids of the actors whose handles they hold."""
+def noting_handles(pack: Callable[[], T]) -> tuple[T, list[str]]:
+    """Run `pack` (which pickles a task's arguments); its result, and the ids of the actors
+    whose handles it pickled, each once."""
     outer = getattr(_noting, "ids", None)
     _noting.ids = ids = []
     try:
-        return cloudpickle.dumps(value, protocol=5), ids
+        return pack(), list(dict.fromkeys(ids))
     finally:
         _noting.ids = outer

@@ -9,21 +9,27 @@ from __future__ import annotations
 
 import collections
 import pickle
+from collections.abc import Callable
 
-from minray import core
+from minray import core, values
 from minray import exceptions as exc
 from minray.task import Result
 
-# Set by the driver's node while it runs: (id, +1/-1) per ref created/collected, and the ids
-# whose refs were pickled into values. Appends to a deque or set are safe from any thread,
-# including a garbage collection that runs while the node's lock is held.
+# Set by the driver's node while it runs: (id, +1/-1) per ref created/collected, the ids whose
+# refs were pickled into values, and the ids of large values, whose refs call `_wake` when
+# they die so the node frees their memory at once. Appends to a deque or set are safe from any
+# thread, including a garbage collection that runs while the node's lock is held.
 _events: collections.deque | None = None
 _escaped: set | None = None
+_large: set | frozenset = frozenset()
+_wake: Callable[[], None] | None = None
 
 
-def track(events: collections.deque | None, escaped: set | None) -> None:
-    global _events, _escaped
-    _events, _escaped = events, escaped
+def track(events: collections.deque | None, escaped: set | None, large: set | None = None,
+          wake: Callable[[], None] | None = None) -> None:
+    global _events, _escaped, _large, _wake
+    _events, _escaped, _wake = events, escaped, wake
+    _large = frozenset() if large is None else large
 
 
 class ObjectRef:
@@ -37,6 +43,8 @@ class ObjectRef:
     def __del__(self):
         if _events is not None:
             _events.append((self.id, -1))
+            if self.id in _large and _wake is not None:
+                _wake()
 
     def __reduce__(self):
         if _escaped is not None:
@@ -128,7 +136,7 @@ def value_of(result: Result):
     """The value a result holds, or raise the error it holds (as the task's own type)."""
     ok, data = result
     if ok:
-        return pickle.loads(data)
+        return values.loads(data)
     error = pickle.loads(data)
     if isinstance(error, exc.RayTaskError):
         raise error.as_instanceof_cause()

@@ -4,9 +4,10 @@ Each message is a small named tuple type, so both ends `match` on types. On the 
 the plain tuple (its tag, its fields), pickled and sent as an 8-byte length and a body: plain
 tuples pickle several times faster than class instances, and named tuples cost a third of a
 dataclass to define, which every worker pays at start. Values inside are already-serialised
-bytes, so the driver forwards results without deserialising them. Bodies are received straight
-into a buffer of their size and large bodies are sent without being joined to their header: a
-64 MiB value is not copied more than needed.
+bytes, so the driver forwards results without deserialising them; a large value's bytes are
+not in the message at all, only the name of its segment (minray/values.py). Bodies are received
+straight into a buffer of their size and large bodies are sent without being joined to their
+header: a 64 MiB value is not copied more than needed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import struct
 from typing import TYPE_CHECKING, NamedTuple, Union
 
 from minray.task import Result, TaskSpec
+from minray.values import Data
 
 if TYPE_CHECKING:
     from minray.placement_calls import PlacementRequest
@@ -25,12 +27,13 @@ if TYPE_CHECKING:
 # --- driver -> worker ----------------------------------------------------------------------
 class Run(NamedTuple):
     """Run a task, create an actor or call its method. `func` is the pickled function or class
-    the first time this worker needs it (None after); `deps` the pickled argument values;
-    `gpu_ids` the GPUs the task or actor holds (None: none)."""
+    the first time this worker needs it (None after); `deps` the argument values (their pickles,
+    or the segments of large ones: minray.values); `gpu_ids` the GPUs the task or actor holds
+    (None: none)."""
 
     task: TaskSpec
     func: bytes | None
-    deps: dict[str, bytes]
+    deps: dict[str, Data]
     gpu_ids: list[int] | None = None
 
 
@@ -75,10 +78,12 @@ class Submit(NamedTuple):
 
 
 class Put(NamedTuple):
-    """A task stored a value with `put`."""
+    """A task stored a value with `put` (kept for the session: its refs are not counted), or a
+    large argument of a task it submits (`for_task`: freed when that task is done)."""
 
     object_id: str
-    data: bytes
+    data: Data
+    for_task: bool = False
 
 
 class Get(NamedTuple):

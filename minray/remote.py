@@ -11,9 +11,9 @@ from typing import Any
 
 import cloudpickle
 
-from minray import core, resources, strict
+from minray import core, resources, strict, values
 from minray.generators import DYNAMIC, STREAMING, ObjectRefGenerator, generator_returns
-from minray.handles import dumps_noting_handles
+from minray.handles import noting_handles
 from minray.objects import Arg, ObjectRef
 from minray.signatures import CallCheck
 from minray.task import TASK, Placement, TaskSpec
@@ -130,10 +130,13 @@ def _export(obj: Any, kind: str) -> tuple[str, bytes]:
     return hashlib.sha1(data).hexdigest(), data
 
 
-def pack_args(args: tuple, kwargs: dict) -> tuple[bytes, list[str], list[str] | None]:
+def pack_args(c: core.Core, args: tuple,
+              kwargs: dict) -> tuple[bytes, list[str], list[str] | None]:
     """Serialise arguments; top-level ObjectRefs become dependencies, resolved before the
-    task runs (refs nested in containers stay refs, as in Ray). Also the ids of the actors
-    whose handles the arguments hold: the task keeps those actors alive until it ends."""
+    task runs (refs nested in containers stay refs, as in Ray). Large arguments are stored
+    apart, as Ray does, so the task message stays small; they are freed when the task ends.
+    Also the ids of the actors whose handles the arguments hold: the task keeps those actors
+    alive until it ends."""
     if not args and not kwargs:
         return b"", [], None
     deps = [a.id for a in args if type(a) is ObjectRef]
@@ -141,8 +144,54 @@ def pack_args(args: tuple, kwargs: dict) -> tuple[bytes, list[str], list[str] | 
     if deps:
         args = tuple(Arg(a.id) if type(a) is ObjectRef else a for a in args)
         kwargs = {k: Arg(v.id) if type(v) is ObjectRef else v for k, v in kwargs.items()}
-    data, held = dumps_noting_handles((args, kwargs))
+    (data, deps), held = noting_handles(lambda: _serialise(c, args, kwargs, deps))
     return data, deps, held or None
+
+
+def _serialise(c: core.Core, args: tuple, kwargs: dict,
+               deps: list[str]) -> tuple[bytes, list[str]]:
+    """The arguments' bytes: in-band when small, large ones stored apart."""
+    if c.object_dir is None:
+        return cloudpickle.dumps((args, kwargs), protocol=5), deps
+    if not any(values.is_large_raw(a) for a in (*args, *kwargs.values())):
+        buffers: list = []
+        data = cloudpickle.dumps((args, kwargs), protocol=5, buffer_callback=buffers.append)
+        if not buffers and len(data) < values.THRESHOLD:
+            return data, deps
+        if len(data) + sum(b.raw().nbytes for b in buffers) < values.THRESHOLD:
+            return cloudpickle.dumps((args, kwargs), protocol=5), deps  # small arrays in-band
+    return _pack_large(c, args, kwargs, deps)
+
+
+def _pack_large(c: core.Core, args: tuple, kwargs: dict,
+                deps: list[str]) -> tuple[bytes, list[str]]:
+    """Each top-level argument that is large on its own is stored apart and passed by id;
+    the rest travel with the task (a small numpy array in-band)."""
+    stored: dict[int, values.Segment] = {}  # by id(): an object passed twice is stored once
+    try:
+        for a in (*args, *kwargs.values()):
+            if type(a) is not Arg and id(a) not in stored:
+                data = values.dumps(a, c.object_dir, cloudpickle.dumps)
+                if type(data) is values.Segment:
+                    stored[id(a)] = data
+    except BaseException:
+        for data in stored.values():
+            values.free(data)
+        raise
+    placed: dict[int, Arg] = {}
+
+    def by_id(a):
+        if id(a) not in stored:
+            return a
+        if id(a) not in placed:
+            placed[id(a)] = Arg(c.new_id())
+            c.put(placed[id(a)].id, stored[id(a)], for_task=True)
+        deps.append(placed[id(a)].id)
+        return placed[id(a)]
+
+    args = tuple(by_id(a) for a in args)
+    kwargs = {k: by_id(v) for k, v in kwargs.items()}
+    return cloudpickle.dumps((args, kwargs), protocol=5), deps
 
 
 def placement(options: dict, c: core.Core, cpus: float, name: str, *,
@@ -251,7 +300,7 @@ class RemoteFunction(_Remote):
         if streams:
             generator_returns(n, self._target, f"{self.__qualname__}.remote()")
         ids = [task_id] if streams else return_ids(task_id, n)
-        data, deps, held = pack_args(args, kwargs)
+        data, deps, held = pack_args(c, args, kwargs)
         retries = options.get("max_retries")
         c.submit(TaskSpec(
             task_id=task_id, name=options.get("name") or self.__qualname__, kind=TASK,

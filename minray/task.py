@@ -6,10 +6,13 @@ import operator
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
+from minray.values import Data
+
 TASK, ACTOR, CALL = "task", "actor", "call"
 
-# A stored value or error: (True, pickled value) or (False, pickled exception).
-Result = tuple[bool, bytes]
+# A stored value or error: (True, the value as minray.values.Data: its pickle, or the segment
+# holding a large one) or (False, pickled exception).
+Result = tuple[bool, Data]
 
 
 class ActorCreation(NamedTuple):
@@ -47,7 +50,7 @@ class TaskSpec:
     task_id: str
     name: str
     kind: str  # TASK, ACTOR (creation) or CALL (an actor method)
-    args: bytes  # cloudpickled (args, kwargs); b"" for no arguments
+    args: bytes  # cloudpickled (args, kwargs), large ones stored apart (deps); b"": none
     deps: list[str]  # ids of top-level ObjectRef arguments, resolved before it runs
     return_ids: list[str]
     func_id: str | None = None  # the function or class, by content hash

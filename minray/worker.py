@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import cloudpickle
 
-from minray import core, handles
+from minray import core, handles, values
 from minray import exceptions as exc
 from minray.generators import DYNAMIC, DynamicObjectRefGenerator, item_id
 from minray.objects import Arg, ObjectRef
@@ -81,6 +81,7 @@ class WorkerCore(core.Core):
         self.actor_error: BaseException | None = None
         self.was_restarted = os.environ.get("MINRAY_ACTOR_RESTARTS", "0") != "0"
         self.num_cpus = int(os.environ["MINRAY_NUM_CPUS"])
+        self.object_dir = os.environ.get(values.FOLDER_VAR)
         self._ids = itertools.count(1)
         self._requests = itertools.count(1)
         self._functions: dict[str, object] = {}
@@ -176,8 +177,8 @@ class WorkerCore(core.Core):
             raise error
         return answer
 
-    def put(self, object_id: str, data: bytes) -> None:
-        self.send(Put(object_id, data))
+    def put(self, object_id: str, data: values.Data, for_task: bool = False) -> None:
+        self.send(Put(object_id, data, for_task))
 
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         self.send(KillActor(actor_id, no_restart))
@@ -429,32 +430,44 @@ class WorkerCore(core.Core):
         self.leave()
 
 
-def _load_args(args: bytes, deps: dict[str, bytes]) -> tuple[list, dict]:
+def _load_args(args: bytes, deps: dict[str, values.Data]) -> tuple[list, dict]:
     if not args:
         return [], {}
     call_args, call_kwargs = pickle.loads(args)
     if deps:
-        call_args = [pickle.loads(deps[a.id]) if type(a) is Arg else a for a in call_args]
-        call_kwargs = {k: pickle.loads(deps[v.id]) if type(v) is Arg else v
+        call_args = [values.loads(deps[a.id]) if type(a) is Arg else a for a in call_args]
+        call_kwargs = {k: values.loads(deps[v.id]) if type(v) is Arg else v
                        for k, v in call_kwargs.items()}
     return call_args, call_kwargs
 
 
-def _dumps(value) -> bytes:
-    """pickle when it can (fast), cloudpickle for what only it can (lambdas, local classes)."""
+def _dumps(value) -> values.Data:
+    """pickle when it can (fast), cloudpickle for what only it can (lambdas, local classes);
+    a large value is written to a segment here, and only its name goes to the node."""
+    folder = core.current().object_dir
     try:
-        return pickle.dumps(value, protocol=5)
+        return values.dumps(value, folder)
+    except exc.ObjectStoreFullError:
+        raise
     except Exception:  # noqa: BLE001 - any pickling failure: try the thorough way
-        return cloudpickle.dumps(value, protocol=5)
+        return values.dumps(value, folder, cloudpickle.dumps)
 
 
 def _dump_results(value, n: int, name: str) -> list[Result]:
     if n == 1:
         return [(True, _dumps(value))]
-    values = list(value) if isinstance(value, (tuple, list)) else None
-    if values is None or len(values) != n:
+    parts = list(value) if isinstance(value, (tuple, list)) else None
+    if parts is None or len(parts) != n:
         raise ValueError(f"{name} declared num_returns={n} but returned {value!r}")
-    return [(True, _dumps(v)) for v in values]
+    results: list[Result] = []
+    try:
+        for part in parts:
+            results.append((True, _dumps(part)))
+    except BaseException:
+        for _ok, data in results:  # the task fails: its other segments would never be freed
+            values.free(data)
+        raise
+    return results
 
 
 def _task_error(name: str, error: BaseException) -> exc.RayError:

@@ -116,7 +116,9 @@ class Actors:
                 self.unpin_handles(held)
             return
         call = actor.inflight.pop(task_id, None)
-        if call is not None:  # None: already failed when the actor died
+        if call is None:  # already failed when the actor died
+            self.store.discard(results)
+        else:
             self.store.complete(call, results)
             if actor.end_when_idle:
                 self._pump(actor)

@@ -227,7 +227,8 @@ class IOLoop:
             pass
 
     def wake(self) -> None:
-        """Make select() see a changed registration, unless we are its own thread."""
+        """Have the loop run a turn soon (select() sees a changed registration, on_tick runs);
+        safe from any thread, and needless from the loop's own."""
         if threading.current_thread() is not self._thread:
             try:
                 os.write(self._wake_w, b"x")

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import runtime_env as renv
 from minray import core, handles
 from minray import exceptions as exc
-from minray.node import session
+from minray.node import session, shm
 from minray.node.actors import Actors
 from minray.node.cancel import Cancels
 from minray.node.envs import Envs
@@ -50,6 +50,7 @@ from minray.protocol import (
     Yield,
 )
 from minray.task import ACTOR, CALL, Result, TaskSpec
+from minray.values import Data
 from runtime_env import processes
 
 
@@ -72,14 +73,17 @@ class Node(core.Core):
         self._lock = threading.RLock()
         self._closed = False
         self._first_id = number(new_id())  # every id of this session is at least this
-        self.store = ObjectStore()
+        self.objects = shm.ObjectFolder(self.session_dir.name)
+        self.object_dir = str(self.objects.path)
+        self.store = ObjectStore(wake=lambda: self.io.wake(), release=self.objects.release)
         self.io = IOLoop(self._lock, self._socket, on_hello=self._on_hello,
                          on_message=self._on_message, on_exit=self._on_exit,
                          on_refused=self._on_refused, on_tick=self._on_tick)
         self.pool = WorkerPool(self.io, self.store, cwd=os.getcwd(),
                                launch_vars=launch_vars(self._socket, str(self.session_dir), job_id,
                                                        num_cpus, namespace,
-                                                       self.node_id, self._resource_totals))
+                                                       self.node_id, self._resource_totals,
+                                                       self.object_dir))
         self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self._fail_env,
                                    totals=self._resource_totals)
         self.actors = Actors(self.pool, self.store, self.scheduler, fail_env=self._fail_env)
@@ -118,7 +122,7 @@ class Node(core.Core):
         with self._lock:
             return self._lookup(name, namespace)
 
-    def put(self, object_id: str, data: bytes) -> None:
+    def put(self, object_id: str, data: Data, for_task: bool = False) -> None:
         with self._lock:
             self.store.store(object_id, (True, data))
 
@@ -324,6 +328,7 @@ class Node(core.Core):
             case Done(task_id=task_id, results=results):
                 self._on_done(worker, task_id, results)
             case Submit(task=task):
+                self.store.keep(task.return_ids)  # the worker holds refs the node cannot count
                 try:
                     self._submit(task, worker.env, worker)
                 except Exception as e:  # noqa: BLE001 - the submitter learns it from get()
@@ -343,8 +348,10 @@ class Node(core.Core):
             case Exiting(reason=reason):
                 if worker.actor is not None:
                     self.actors.exiting(worker, reason)
-            case Put(object_id=object_id, data=data):
+            case Put(object_id=object_id, data=data, for_task=for_task):
                 self.store.store(object_id, (True, data))
+                if not for_task:
+                    self.store.keep([object_id])
             case Yield(object_id=object_id, result=result):
                 self.store.store(object_id, result)
             case Get() | Wait():
@@ -460,10 +467,12 @@ class Node(core.Core):
 
     def _on_tick(self) -> float | None:
         """After each turn of the I/O loop: end actors whose last handle the driver dropped,
-        end workers that never connected, and without pidfds look for exits. Returns how long
-        the loop may sleep."""
+        end workers that never connected, and without pidfds look for exits; free the values
+        whose last ref died (a large one's ref wakes the loop). Returns how long the loop may
+        sleep."""
         self.actors.collect_handles()
-        wait = self.pool.end_overdue()
+        self.store.collect()
+        wait = _soonest(self.pool.end_overdue(), self.objects.expire())
         if self.io.pidfds:
             return wait
         for worker in self.pool.poll_exits():
@@ -522,4 +531,9 @@ class Node(core.Core):
         for worker in workers:
             worker.proc.poll()
         self.store.close()
+        self.objects.close()
         session.remove_socket(self._socket, self.session_dir)
+
+
+def _soonest(*waits: float | None) -> float | None:
+    return min((w for w in waits if w is not None), default=None)

@@ -4,6 +4,11 @@ A value is freed when no ObjectRef in the driver names it, no unfinished task ta
 argument (a pin), and no ref to it left the driver inside a pickled value (a worker might hold
 that one: it is kept for the session). Refs report their birth and death through
 `minray.objects.track`; the counts are settled here, under the node's lock.
+
+A large value is a segment in shared memory (minray.values): freeing it gives its file to
+`release` (the node's object folder, which recycles it a moment, then removes it). Refs
+to those values wake the node when they die (`wake`), so their memory does not wait for the
+next submit to be given back.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Callable
 
 import cloudpickle
 
-from minray import objects
+from minray import objects, values
 from minray.task import Result, TaskSpec
 
 
@@ -22,8 +27,10 @@ def error_result(error: BaseException) -> Result:
 
 
 class ObjectStore:
-    def __init__(self):
+    def __init__(self, wake: Callable[[], None] | None = None,
+                 release: Callable[[values.Data], None] = values.free):
         self.values: dict[str, Result] = {}
+        self._release = release  # frees a value's segment
         self._refs: dict[str, int] = {}  # live ObjectRefs in the driver, per object
         self._pins: dict[str, int] = {}  # unfinished tasks that take the object as argument
         self._dropped: set[str] = set()  # results that no one can ask for any more
@@ -32,9 +39,11 @@ class ObjectStore:
         self._waiters: dict[str, list[Callable[[str], None]]] = {}
         # set by the node: a finished task no longer keeps alive the actors its args name
         self.release_handles: Callable[[list[str] | None], None] = _ignore
-        objects.track(self._ref_events, self._escaped)
+        self._in_segments: set[str] = set()  # ids whose value is a segment
+        objects.track(self._ref_events, self._escaped, self._in_segments, wake)
 
     def close(self) -> None:
+        """Stop tracking refs; the segments go with the node's object folder."""
         objects.track(None, None)
 
     def __contains__(self, oid: str) -> bool:
@@ -49,8 +58,11 @@ class ObjectStore:
         self.collect()
         if oid in self._dropped:
             self._dropped.discard(oid)
+            self._release(result[1])
         else:
             self.values[oid] = result
+            if type(result[1]) is values.Segment:
+                self._in_segments.add(oid)
         for callback in self._waiters.pop(oid, ()):
             callback(oid)
 
@@ -61,6 +73,11 @@ class ObjectStore:
         self.unpin(task.deps)
         if task.handles:
             self.release_handles(task.handles)
+
+    def discard(self, results: list[Result]) -> None:
+        """Results no one will store (their call had already failed): free their segments."""
+        for _ok, data in results:
+            self._release(data)
 
     def fail(self, task: TaskSpec, error: BaseException) -> None:
         """Every result of the task is `error`."""
@@ -120,6 +137,10 @@ class ObjectStore:
                 del self._refs[oid]
                 self._free(oid)
 
+    def keep(self, ids: list[str]) -> None:
+        """Keep these for the session: a worker holds refs to them, which are not counted."""
+        self._escaped.update(ids)
+
     def pin(self, ids: list[str]) -> None:
         for oid in ids:
             self._pins[oid] = self._pins.get(oid, 0) + 1
@@ -135,8 +156,13 @@ class ObjectStore:
     def _free(self, oid: str) -> None:
         if oid in self._refs or oid in self._pins or oid in self._escaped:
             return
-        if self.values.pop(oid, None) is None and oid not in self._waiters:
-            self._dropped.add(oid)  # still being computed: drop the result when it comes
+        result = self.values.pop(oid, None)
+        if result is None:
+            if oid not in self._waiters:
+                self._dropped.add(oid)  # still being computed: drop the result when it comes
+        elif oid in self._in_segments:
+            self._in_segments.discard(oid)
+            self._release(result[1])
 
 
 def _nothing() -> None:

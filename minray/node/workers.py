@@ -25,6 +25,7 @@ from minray.node.state import Actor, EnvState, Worker, WorkerState
 from minray.node.store import ObjectStore
 from minray.protocol import Exit, Message, Run
 from minray.task import TaskSpec
+from minray.values import FOLDER_VAR
 from runtime_env import processes
 
 BOOT_SCRIPT = str(Path(__file__).parent.parent / "_boot" / "minray_worker.py")
@@ -200,10 +201,11 @@ def exit_description(code: int | None) -> str:
 
 
 def launch_vars(socket_path: str, session_dir: str, job_id: str, num_cpus: int,
-                namespace: str, node_id: str,
-                resource_totals: dict[str, float]) -> dict[str, str]:
+                namespace: str, node_id: str, resource_totals: dict[str, float],
+                object_dir: str) -> dict[str, str]:
     """What every worker of this node is told, besides its env's own variables."""
     return {
+        FOLDER_VAR: object_dir,
         "MINRAY_SESSION_DIR": session_dir,
         "MINRAY_NODE_ID": node_id,
         "MINRAY_RESOURCES": json.dumps(resource_totals),

@@ -1,0 +1,144 @@
+"""The session's object folder: where large values live as files (minray/values.py), in shared
+memory (/dev/shm) unless MINRAY_OBJECT_STORE_DIR names another root.
+
+Nothing may be left there once the driver is gone, however it ended. `shutdown` removes the
+folder. A driver killed with -9 cannot, so each session starts a reaper, a shell that reads a
+pipe from the driver and removes the folder at EOF (again two seconds later, for a file a
+worker created meanwhile; workers exit within a second of their driver). The driver also holds
+a lock on `<folder>.lock` while it lives, and each new session removes the folders whose lock
+is free, in case a reaper was killed too.
+
+Freed segments are not removed at once: they wait RECYCLE_SECONDS in `<folder>/free/` for a
+writer to take one (minray.values._claim), since tmpfs allocating fresh pages costs about as
+much as copying into them. The pool holds at most a quarter of the folder's filesystem, and a
+writer that needs its room empties it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from minray import values
+
+ROOT_VAR = "MINRAY_OBJECT_STORE_DIR"
+RECYCLE_SECONDS = 2.0
+_REAP = 'read _; rm -rf "$0" "$1"; sleep 2; rm -rf "$0" "$1"'
+
+
+def root() -> Path:
+    base = os.environ.get(ROOT_VAR) or ("/dev/shm" if os.path.isdir("/dev/shm")
+                                        else tempfile.gettempdir())
+    return Path(base) / f"minray-{os.getuid()}"
+
+
+class ObjectFolder:
+    def __init__(self, name: str):
+        top = root()
+        top.mkdir(mode=0o700, parents=True, exist_ok=True)
+        sweep(top)
+        self.path = top / name
+        self._lock_path = top / f"{name}.lock"
+        # Locked before it has its name, so no sweep ever sees this lock free.
+        new = top / f".{name}.new"
+        self._lock = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(new, self._lock_path)
+        self.path.mkdir(mode=0o700)
+        self._pool = self.path / values.POOL
+        self._pool.mkdir(mode=0o700)
+        self._pooled: dict[str, tuple[float, int]] = {}  # name -> (remove at, size)
+        fs = os.statvfs(self.path)
+        self._pool_limit = fs.f_blocks * fs.f_frsize // 4
+        # Its own session: a Ctrl-C or kill of the driver's group leaves it to see the driver
+        # go. Nothing but the pipe is inherited, and no MINRAY_ variable (shutdown's sweep of
+        # marked processes is not for it).
+        self._reaper = subprocess.Popen(["/bin/sh", "-c", _REAP, self.path, self._lock_path],
+                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True,
+                                        env={"PATH": os.defpath})
+
+    def release(self, data: values.Data) -> None:
+        """A freed value: its segment goes to the pool, or away when the pool is full or a
+        process still has it mapped (a numpy array read in place: reusing the file would change
+        that array under its reader; removed, its pages stay theirs until they let go)."""
+        if type(data) is not values.Segment:
+            return
+        if sum(size for _, size in self._pooled.values()) + data.size > self._pool_limit or \
+                data.kind == values.PICKLED and _mapped(data.path):
+            values.free(data)
+            return
+        name = f"{data.size}.{os.urandom(8).hex()}"
+        try:
+            os.rename(data.path, self._pool / name)
+        except FileNotFoundError:
+            return
+        self._pooled[name] = (time.monotonic() + RECYCLE_SECONDS, data.size)
+
+    def expire(self) -> float | None:
+        """Remove the pool's files that waited long enough (a writer may have taken them);
+        the seconds until the next one is due, None if none."""
+        now = time.monotonic()
+        for name, (due, _size) in list(self._pooled.items()):
+            if due <= now:
+                del self._pooled[name]
+                (self._pool / name).unlink(missing_ok=True)
+        if not self._pooled:
+            return None
+        return max(0.0, min(due for due, _ in self._pooled.values()) - now)
+
+    def close(self) -> None:
+        """Remove the folder and everything in it; end the reaper."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        self._lock_path.unlink(missing_ok=True)
+        os.close(self._lock)
+        self._reaper.kill()
+        self._reaper.stdin.close()
+        self._reaper.wait()
+
+
+def _mapped(path: str) -> bool:
+    """Whether a process has the file mapped: each mapping holds a shared lock on it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def sweep(top: Path) -> None:
+    """Remove the folders of dead drivers: those whose lock is free, or that have none."""
+    try:
+        names = os.listdir(top)
+    except OSError:
+        return
+    locks = {n[:-5] for n in names if n.endswith(".lock")}
+    for name in locks:
+        lock = top / f"{name}.lock"
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:  # removed meanwhile by its driver or another sweep
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its driver lives
+            os.close(fd)
+            continue
+        shutil.rmtree(top / name, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+    for name in names:  # a folder is made after its lock: one without is a sweep's leftover
+        if not name.startswith(".") and not name.endswith(".lock") and name not in locks \
+                and not (top / f"{name}.lock").exists():
+            shutil.rmtree(top / name, ignore_errors=True)
