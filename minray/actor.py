@@ -29,11 +29,7 @@ def method(*args, **options):
     options of its calls, as Ray's `@ray.method`."""
     if args:
         raise TypeError("method takes only keyword options: @method(concurrency_group='io')")
-    unknown = sorted(set(options) - _METHOD_OPTIONS)
-    if unknown:
-        raise ValueError(f"unknown method option(s) {unknown}; known options are "
-                         f"{sorted(_METHOD_OPTIONS)}")
-    _check_num_returns(options)
+    _check_method_options(options)
     group = options.get("concurrency_group")
     if group is not None and (not isinstance(group, str) or not group):
         raise ValueError(f"concurrency_group must be a group's name, got {group!r}")
@@ -75,7 +71,11 @@ class ClassMeta(NamedTuple):
 _TERMINATE_META = MethodMeta(CallCheck(inspect.Signature()))
 
 
-def _check_num_returns(options: dict) -> None:
+def _check_method_options(options: dict) -> None:
+    unknown = sorted(set(options) - _METHOD_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown method option(s) {unknown}; known options are "
+                         f"{sorted(_METHOD_OPTIONS)}")
     check_num_returns(options.get("num_returns", 1))
 
 
@@ -255,11 +255,7 @@ class ActorMethod:
                         f"{self._name}.remote(...)")
 
     def options(self, **options) -> ActorMethod:
-        unknown = sorted(set(options) - _METHOD_OPTIONS)
-        if unknown:
-            raise ValueError(f"unknown actor method option(s) {unknown}; known options are "
-                             f"{sorted(_METHOD_OPTIONS)}")
-        _check_num_returns(options)
+        _check_method_options(options)
         group = options.get("concurrency_group")
         groups = self._handle._meta.groups
         if group is not None and group not in groups:
