@@ -17,16 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from minray import exceptions as exc
 from minray.protocol import Done, Run
+from minray.results import dump_results, load_args
+from minray.streaming import stream, stream_async
 from minray.task import Concurrency, Result
-from minray.worker import (
-    TERMINATE,
-    WorkerCore,
-    _dump_error,
-    _dump_results,
-    _dumps,
-    _load_args,
-    _task_error,
-)
+from minray.worker import TERMINATE, WorkerCore
 
 # The call a thread or asyncio task runs, for get_runtime_context().get_task_id()
 _current_task: contextvars.ContextVar[str | None] = contextvars.ContextVar("minray_task",
@@ -100,7 +94,7 @@ class ConcurrentCalls:
             if inspect.isawaitable(value):
                 value = await value
             if msg.task.generator is not None and inspect.isasyncgen(value):
-                results = await self._stream_async(msg, value)
+                results = await stream_async(msg.task, value, self._worker.send)
             else:
                 results = self._results(msg, value)
         except (Exception, GeneratorExit, asyncio.CancelledError) as e:  # noqa: BLE001
@@ -117,30 +111,14 @@ class ConcurrentCalls:
             raise exc.ActorExit(f"its {TERMINATE} was called")
         if self._worker.is_cancelled():  # cancelled before it started
             raise exc.TaskCancelledError(f"task {msg.task.name} was cancelled")
-        args, kwargs = _load_args(msg.task.args, msg.deps)
+        args, kwargs = load_args(msg.task.args, msg.deps)
         return getattr(self.instance, msg.task.method), args, kwargs
 
     def _results(self, msg: Run, value) -> list[Result]:
         if msg.task.generator is not None:
-            return self._worker.stream(msg.task, value)
-        return _dump_results(value, len(msg.task.return_ids), msg.task.name)
+            return stream(msg.task, value, self._worker.send)
+        return dump_results(value, len(msg.task.return_ids), msg.task.name)
 
-    async def _stream_async(self, msg: Run, values) -> list[Result]:
-        """An async generator method's values, each sent as it comes (as `stream` does)."""
-        task, count = msg.task, 0
-        try:
-            async for value in values:
-                self._worker.send_value(task, count, (True, _dumps(value)))
-                count += 1
-        except Exception as e:  # noqa: BLE001 - the caller meets it where it happened
-            self._worker.send_value(task, count, _dump_error(_task_error(task.name, e)))
-            count += 1
-        return self._worker.stream_result(task, count)
-
-    @staticmethod
-    def _error(msg: Run, error: BaseException) -> list[Result]:
-        return [_dump_error(_task_error(msg.task.name, error))] * max(len(msg.task.return_ids),
-                                                                      1)
 
 
 class _ThreadGroup:

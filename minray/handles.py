@@ -59,3 +59,41 @@ def noting_handles(pack: Callable[[], T]) -> tuple[T, list[str]]:
         return pack(), list(dict.fromkeys(ids))
     finally:
         _noting.ids = outer
+
+
+class Reporter:
+    """A worker's side: its handles per actor, summed from its events, and which actors the
+    node believes it holds; `report` says what changed since the last report."""
+
+    def __init__(self):
+        self.events: collections.deque = collections.deque()
+        self.held: dict[str, int] = {}  # actor id -> this process's live handles
+        self.reported: set[str] = set()  # the actors the node counts this worker as holding
+        track(self.events)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.events)
+
+    def report(self) -> tuple[list[str], list[str], list[str]] | None:
+        """(gained, lost, escaped) since the last report, or None if the node's view holds."""
+        events, held, escaped, touched = self.events, self.held, [], set()
+        while events:
+            actor_id, delta = events.popleft()
+            if delta == ESCAPED:
+                escaped.append(actor_id)
+            else:
+                held[actor_id] = held.get(actor_id, 0) + delta
+                touched.add(actor_id)
+        gained, lost = [], []
+        for actor_id in touched:
+            holds = held.get(actor_id, 0) > 0
+            if not holds:
+                held.pop(actor_id, None)
+            if holds and actor_id not in self.reported:
+                self.reported.add(actor_id)
+                gained.append(actor_id)
+            elif not holds and actor_id in self.reported:
+                self.reported.discard(actor_id)
+                lost.append(actor_id)
+        return (gained, lost, escaped) if gained or lost or escaped else None

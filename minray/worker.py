@@ -13,7 +13,6 @@ import collections
 import itertools
 import json
 import os
-import pickle
 import select
 import signal
 import socket
@@ -27,8 +26,6 @@ import cloudpickle
 
 from minray import core, handles, values
 from minray import exceptions as exc
-from minray.generators import DYNAMIC, DynamicObjectRefGenerator, item_id
-from minray.objects import Arg, ObjectRef
 from minray.protocol import (
     Cancel,
     CancelCall,
@@ -51,8 +48,9 @@ from minray.protocol import (
     Run,
     Submit,
     Wait,
-    Yield,
 )
+from minray.results import dump_error, dump_results, load_args, task_error
+from minray.streaming import stream
 from minray.task import ACTOR, CALL, Concurrency, Result, TaskSpec
 from runtime_env.processes import pid_alive
 
@@ -87,10 +85,7 @@ class WorkerCore(core.Core):
         self._functions: dict[str, object] = {}
         self._sent_functions: set[str] = set()
         self._inbox: collections.deque[Run | Exit] = collections.deque()
-        self._handle_events: collections.deque = collections.deque()
-        self._handles_held: dict[str, int] = {}  # actor id -> this process's live handles
-        self._handles_reported: set[str] = set()  # the actors the node thinks we hold
-        handles.track(self._handle_events)
+        self.handles = handles.Reporter()  # which actors' handles this process holds
         self._send_lock = threading.Lock()  # calls on several threads send
         self._router_lock = threading.Lock()
         self._router = None  # minray.replies.Router, once calls wait for objects concurrently
@@ -109,10 +104,14 @@ class WorkerCore(core.Core):
         with self._send_lock:
             self._send_locked(message)
 
-    def _send_locked(self, message: Message) -> None:
-        if self._handle_events:
-            self._report_handles()
-        self.channel.send(message)
+    def _send_locked(self, message: Message | None) -> None:
+        """Send (under the send lock) the handles that changed first, then `message`."""
+        if self.handles.changed:
+            report = self.handles.report()
+            if report is not None:
+                self.channel.send(Handles(*report))
+        if message is not None:
+            self.channel.send(message)
 
     @staticmethod
     def leave() -> None:
@@ -131,7 +130,7 @@ class WorkerCore(core.Core):
 
     def submit(self, spec: TaskSpec) -> None:
         if spec.kind == ACTOR:  # the node counts its creator as holding a handle
-            self._handles_reported.add(spec.actor_id)
+            self.handles.reported.add(spec.actor_id)
         with self._send_lock:  # the first Submit of a function, with its bytes, goes first
             if spec.func_id in self._sent_functions:
                 spec.func_bytes = None
@@ -142,11 +141,11 @@ class WorkerCore(core.Core):
     def submit_named(self, spec: TaskSpec) -> str:
         """The function's bytes always go along (and do not count as sent): another thread's
         Submit of the same function could overtake this request."""
-        self._handles_reported.add(spec.actor_id)
+        self.handles.reported.add(spec.actor_id)
         actor_id, error = self._ask(CreateNamed(spec, next(self._requests)))
         if error is not None:
             raise ValueError(error)
-        self._handles_reported.add(actor_id)
+        self.handles.reported.add(actor_id)
         return actor_id
 
     @property
@@ -161,7 +160,7 @@ class WorkerCore(core.Core):
     def get_actor(self, name: str, namespace: str):
         found = self._ask(LookupActor(next(self._requests), name, namespace))
         if found is not None:  # the node counts us as holding it from now on
-            self._handles_reported.add(found[0])
+            self.handles.reported.add(found[0])
         return found
 
     def _ask(self, request: Message):
@@ -196,30 +195,6 @@ class WorkerCore(core.Core):
         this worker runs now may be the next one already."""
         if self.actor_id is None and self.is_cancelled():
             raise KeyboardInterrupt
-
-    def _report_handles(self) -> None:
-        events, held, escaped = self._handle_events, self._handles_held, []
-        changed = set()
-        while events:
-            actor_id, delta = events.popleft()
-            if delta == handles.ESCAPED:
-                escaped.append(actor_id)
-            else:
-                held[actor_id] = held.get(actor_id, 0) + delta
-                changed.add(actor_id)
-        gained, lost = [], []
-        for actor_id in changed:
-            holds = held.get(actor_id, 0) > 0
-            if not holds:
-                held.pop(actor_id, None)
-            if holds and actor_id not in self._handles_reported:
-                self._handles_reported.add(actor_id)
-                gained.append(actor_id)
-            elif not holds and actor_id in self._handles_reported:
-                self._handles_reported.discard(actor_id)
-                lost.append(actor_id)
-        if gained or lost or escaped:
-            self.channel.send(Handles(gained, lost, escaped))
 
     def get(self, ids: list[str], timeout: float | None) -> list[Result]:
         req = next(self._requests)
@@ -273,9 +248,9 @@ class WorkerCore(core.Core):
     # ------------------------------------------------------------- running work
     def serve(self) -> None:
         while True:
-            if self._handle_events:  # a task's handles died with its frame
+            if self.handles.changed:  # a task's handles died with its frame
                 with self._send_lock:
-                    self._report_handles()
+                    self._send_locked(None)
             msg = self._inbox.popleft() if self._inbox else self.channel.recv()
             match msg:
                 case Exit():
@@ -342,7 +317,7 @@ class WorkerCore(core.Core):
         try:
             if msg.func is not None:
                 self._functions[task.func_id] = cloudpickle.loads(msg.func)
-            call_args, call_kwargs = _load_args(task.args, msg.deps)
+            call_args, call_kwargs = load_args(task.args, msg.deps)
             if task.kind == ACTOR:
                 self.actor_id = task.task_id
                 self.actor = self._construct(self._functions[task.func_id], call_args,
@@ -359,48 +334,25 @@ class WorkerCore(core.Core):
                       else self._functions[task.func_id])
                 value = fn(*call_args, **call_kwargs)
                 if task.generator is not None:
-                    results = self.stream(task, value)
+                    results = stream(task, value, self.send)
                 else:
-                    results = _dump_results(value, len(task.return_ids), task.name)
+                    results = dump_results(value, len(task.return_ids), task.name)
         except KeyboardInterrupt:  # cancel(): the node reports TaskCancelledError
-            results = [_dump_error(exc.TaskCancelledError(f"task {task.name} was cancelled"))
+            results = [dump_error(exc.TaskCancelledError(f"task {task.name} was cancelled"))
                        ] * len(task.return_ids)
         except exc.ActorExit as e:
             if self.actor_id is None:  # exit_actor() checks this; a task can raise it anyway
-                results = [_dump_error(_task_error(task.name, e))] * len(task.return_ids)
+                results = [dump_error(task_error(task.name, e))] * len(task.return_ids)
             else:
                 self.end_actor(task, str(e))
         except (Exception, GeneratorExit) as e:  # noqa: BLE001 - every error goes back
-            error = _task_error(task.name, e)
+            error = task_error(task.name, e)
             if task.kind == ACTOR:
                 self.actor_error = exc.ActorDiedError(f"the actor's constructor failed:\n{error}")
-            results = [_dump_error(error)] * max(len(task.return_ids), 1)
+            results = [dump_error(error)] * max(len(task.return_ids), 1)
         finally:
             self._task_id = None
         self.send(Done(task.task_id, results))
-
-    def stream(self, task: TaskSpec, values) -> list[Result]:
-        """Send each value a generator yields as it comes; an exception becomes the next
-        value. The task's own result: the count (streaming) or the refs (dynamic)."""
-        count = 0
-        try:
-            for value in values:
-                self.send_value(task, count, (True, _dumps(value)))
-                count += 1
-        except Exception as e:  # noqa: BLE001 - the caller meets it where it happened
-            self.send_value(task, count, _dump_error(_task_error(task.name, e)))
-            count += 1
-        return self.stream_result(task, count)
-
-    def send_value(self, task: TaskSpec, index: int, result: Result) -> None:
-        self.send(Yield(item_id(task.task_id, index), result))
-
-    @staticmethod
-    def stream_result(task: TaskSpec, count: int) -> list[Result]:
-        if task.generator == DYNAMIC:
-            refs = [ObjectRef(item_id(task.task_id, i)) for i in range(count)]
-            return [(True, _dumps(DynamicObjectRefGenerator(refs)))]
-        return [(True, _dumps(count))]
 
     def _use_gpus(self, gpu_ids: list[int]) -> None:
         """Show the task only its own GPUs, as Ray does; a task without restores the
@@ -425,65 +377,9 @@ class WorkerCore(core.Core):
                 shutdown()
         except Exception:  # noqa: BLE001 - the actor ends anyway; say why it did not cleanly
             traceback.print_exc()
-        self.send(Done(task.task_id, [_dump_error(error)] * max(len(task.return_ids), 1)))
+        self.send(Done(task.task_id, [dump_error(error)] * max(len(task.return_ids), 1)))
         atexit._run_exitfuncs()
         self.leave()
-
-
-def _load_args(args: bytes, deps: dict[str, values.Data]) -> tuple[list, dict]:
-    if not args:
-        return [], {}
-    call_args, call_kwargs = pickle.loads(args)
-    if deps:
-        call_args = [values.loads(deps[a.id]) if type(a) is Arg else a for a in call_args]
-        call_kwargs = {k: values.loads(deps[v.id]) if type(v) is Arg else v
-                       for k, v in call_kwargs.items()}
-    return call_args, call_kwargs
-
-
-def _dumps(value) -> values.Data:
-    """pickle when it can (fast), cloudpickle for what only it can (lambdas, local classes);
-    a large value is written to a segment here, and only its name goes to the node."""
-    folder = core.current().object_dir
-    try:
-        return values.dumps(value, folder)
-    except exc.ObjectStoreFullError:
-        raise
-    except Exception:  # noqa: BLE001 - any pickling failure: try the thorough way
-        return values.dumps(value, folder, cloudpickle.dumps)
-
-
-def _dump_results(value, n: int, name: str) -> list[Result]:
-    if n == 1:
-        return [(True, _dumps(value))]
-    parts = list(value) if isinstance(value, (tuple, list)) else None
-    if parts is None or len(parts) != n:
-        raise ValueError(f"{name} declared num_returns={n} but returned {value!r}")
-    results: list[Result] = []
-    try:
-        for part in parts:
-            results.append((True, _dumps(part)))
-    except BaseException:
-        for _ok, data in results:  # the task fails: its other segments would never be freed
-            values.free(data)
-        raise
-    return results
-
-
-def _task_error(name: str, error: BaseException) -> exc.RayError:
-    if isinstance(error, exc.RayActorError):
-        return error
-    tb = traceback.format_exception(type(error), error, error.__traceback__.tb_next)
-    return exc.RayTaskError(name, "".join(tb), error)
-
-
-def _dump_error(error: BaseException) -> Result:
-    """The error as a result. A RayTaskError always pickles (its cause travels apart, see
-    RayTaskError.__reduce__); another error that cannot travel keeps its text."""
-    try:
-        return False, cloudpickle.dumps(error)
-    except Exception:  # noqa: BLE001 - any pickling failure
-        return False, cloudpickle.dumps(exc.RayError(str(error)))
 
 
 def _watch_driver(sock: socket.socket, driver_pid: int) -> None:

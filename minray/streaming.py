@@ -1,0 +1,48 @@
+"""The worker's side of generator tasks (minray/generators.py is the caller's): each value is
+sent as a `Yield` as soon as it is produced, an exception becomes the next value, and the task's
+own result is the count (streaming) or the list of refs (dynamic)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from minray.generators import DYNAMIC, DynamicObjectRefGenerator, item_id
+from minray.objects import ObjectRef
+from minray.protocol import Message, Yield
+from minray.results import dump_error, dumps, task_error
+from minray.task import Result, TaskSpec
+
+Send = Callable[[Message], None]
+
+
+def stream(task: TaskSpec, values, send: Send) -> list[Result]:
+    """Iterate a generator, sending each value as it comes."""
+    count = 0
+    try:
+        for value in values:
+            send(Yield(item_id(task.task_id, count), (True, dumps(value))))
+            count += 1
+    except Exception as e:  # noqa: BLE001 - the caller meets it where it happened
+        send(Yield(item_id(task.task_id, count), dump_error(task_error(task.name, e))))
+        count += 1
+    return _end(task, count)
+
+
+async def stream_async(task: TaskSpec, values, send: Send) -> list[Result]:
+    """The same for an async generator (an async actor's method)."""
+    count = 0
+    try:
+        async for value in values:
+            send(Yield(item_id(task.task_id, count), (True, dumps(value))))
+            count += 1
+    except Exception as e:  # noqa: BLE001 - the caller meets it where it happened
+        send(Yield(item_id(task.task_id, count), dump_error(task_error(task.name, e))))
+        count += 1
+    return _end(task, count)
+
+
+def _end(task: TaskSpec, count: int) -> list[Result]:
+    if task.generator == DYNAMIC:
+        refs = [ObjectRef(item_id(task.task_id, i)) for i in range(count)]
+        return [(True, dumps(DynamicObjectRefGenerator(refs)))]
+    return [(True, dumps(count))]
