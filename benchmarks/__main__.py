@@ -66,8 +66,10 @@ def measure(ctx: Context, groups: list[str], repeats: dict, floor_repeat: int) -
     floor_runs = []
     wheel = ctx.wheel("bench_floor_")
     tree = ctx.tree() if "packaging" in groups else None
+    parallel = tuple(n for n in scenarios.CONCURRENT_ACTORS if n > 1) if "workers" in groups \
+        else ()
     for i in range(floor_repeat):
-        floor_runs.append(floor.measure(wheel, tree))
+        floor_runs.append(floor.measure(wheel, tree, parallel))
         _log(f"floor        {i + 1}/{floor_repeat}")
     runs: dict[str, dict[str, list[dict]]] = {}
     for group in groups:

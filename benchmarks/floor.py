@@ -20,7 +20,8 @@ import uv
 now = time.perf_counter
 LABELS = {"process_start": "python -c pass", "nested_start": "python starting python",
           "uv_venv_install": "uv venv + uv pip install", "pool_1000": "Pool(2).map, chunksize=1",
-          "pipe_call": "Pipe round trip", "walk_stat": "walk + stat", "read_tree": "walk + read"}
+          "pipe_call": "Pipe round trip", "walk_stat": "walk + stat", "read_tree": "walk + read",
+          **{f"parallel_start_{n}": f"{n} x python -c pass at once" for n in (2, 4, 8, 16)}}
 
 
 def _noop(_):
@@ -36,6 +37,16 @@ def process_start() -> float:
     """`python -c pass`: one interpreter start (sys.executable, never a pyenv shim)."""
     t = now()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return now() - t
+
+
+def parallel_start(n: int) -> float:
+    """`n` interpreters started at once, until the last has exited: what n new workers cost
+    when each is a process start."""
+    t = now()
+    procs = [subprocess.Popen([sys.executable, "-c", "pass"]) for _ in range(n)]
+    for p in procs:
+        p.wait()
     return now() - t
 
 
@@ -107,11 +118,13 @@ def read_tree(tree: Path) -> float:
     return now() - t
 
 
-def measure(wheel: Path, tree: Path | None) -> dict[str, float]:
+def measure(wheel: Path, tree: Path | None, parallel: tuple[int, ...] = ()) -> dict[str, float]:
     """One sample of every floor figure, in seconds."""
     out = {"process_start": process_start(), "nested_start": nested_start(),
            "uv_venv_install": uv_venv_install(wheel), "pool_1000": pool_1000(),
            "pipe_call": pipe_call()}
     if tree is not None:
         out.update(walk_stat=walk_stat(tree), read_tree=read_tree(tree))
+    for n in parallel:
+        out[f"parallel_start_{n}"] = parallel_start(n)
     return out

@@ -48,9 +48,10 @@ def _targets(s: Scenario, row: dict) -> list[dict]:
     if s.vs_ray is not None and row.get("ray"):
         r = row["ray_over_minray"]
         checks.append({"goal": f">= {s.vs_ray}x Ray", "met": None if r is None else r >= s.vs_ray})
-    if s.floor in PROCESS_START_FLOORS and "floor" in row:
+    ratio = s.floor_ratio or (3 if s.floor in PROCESS_START_FLOORS else None)
+    if ratio is not None and "floor" in row:
         f = row["minray_over_floor"]
-        checks.append({"goal": "<= 3x floor", "met": None if f is None else f <= 3})
+        checks.append({"goal": f"<= {ratio}x floor", "met": None if f is None else f <= ratio})
     return checks
 
 

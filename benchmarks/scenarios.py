@@ -27,10 +27,12 @@ from benchmarks.runner import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-GROUPS = ("core", "envs", "working_dir", "cluster", "packaging", "components")  # floor: always
-SLOW_RAY_GROUPS = ("envs", "working_dir", "cluster", "packaging")  # fewer Ray repeats here
+GROUPS = ("core", "workers", "envs", "working_dir", "cluster", "packaging",
+          "components")  # floor: always
+SLOW_RAY_GROUPS = ("workers", "envs", "working_dir", "cluster", "packaging")  # fewer Ray runs
 ONCE_GROUPS = ("components",)  # minray only, one run: those modules take medians themselves
 TREE_FILES = 10_000
+CONCURRENT_ACTORS = (1, 2, 4, 8, 16)  # the "N new actors at once" rows
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Scenario:
     floor: str | None = None  # key of the floor figure it is compared with
     target: float | None = None  # seconds, from the issues
     vs_ray: float | None = None  # the Ray/minray speedup the goals ask for
+    floor_ratio: float | None = None  # minray/floor the goals allow (default: 3 for starts)
 
 
 SCENARIOS = [
@@ -52,6 +55,16 @@ SCENARIOS = [
     Scenario("env_vars_env", "first task in a new env_vars env", "core", "process_start",
              0.100, 10),
     Scenario("shutdown_starting", "shutdown() while a worker starts", "core", None, 0.050),
+    Scenario("init_first_task", "init + first task", "workers", "process_start", None, 40,
+             1.3),
+    Scenario("new_actor", "new actor, first call", "workers", "process_start", None, 10),
+    Scenario("new_env_vars_env", "first task in a new env_vars-only env", "workers",
+             "process_start", None, 20),
+    *(Scenario(f"new_actors_{n}", f"{n} new actor{'s' * (n > 1)} at once, first calls",
+               "workers", "process_start" if n == 1 else f"parallel_start_{n}")
+      for n in CONCURRENT_ACTORS),
+    Scenario("shutdown_busy", "shutdown(), 16 actors up and 1 starting", "workers", None,
+             0.050),
     Scenario("pip_cold", "cold pip env (1 local wheel)", "envs", "uv_venv_install", 0.700, 10),
     Scenario("pip_new_worker", "new worker in a built pip env", "envs", "process_start",
              0.150, 10),
@@ -123,6 +136,12 @@ def _pkg(path: str) -> str:
 
 def core(ctx: Context, system: str) -> dict:
     return run(ctx.python(system), ctx.config(system, "core"), ctx.env(system))
+
+
+def workers(ctx: Context, system: str) -> dict:
+    return run(ctx.python(system),
+               ctx.config(system, "workers", concurrent=list(CONCURRENT_ACTORS)),
+               ctx.env(system))
 
 
 def envs(ctx: Context, system: str) -> dict:

@@ -224,7 +224,10 @@ def main() -> None:
             sys.path.append(path)
     channel = Channel(sock)
     worker = WorkerCore(channel, os.environ["MINRAY_WORKER_ID"])
-    channel.send(Hello(worker.worker_id))
+    try:
+        channel.send(Hello(worker.worker_id))
+    except OSError:  # the node shut down while this worker was connecting
+        os._exit(0)
     threading.Thread(target=_watch_driver, args=(sock, int(os.environ["MINRAY_DRIVER_PID"])),
                      daemon=True).start()
     core.set_current(worker)

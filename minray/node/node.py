@@ -17,6 +17,7 @@ from minray import exceptions as exc
 from minray.node import session
 from minray.node.actors import Actors
 from minray.node.envs import Envs
+from minray.node.forkservers import read_at_start
 from minray.node.ids import new_id, number
 from minray.node.io_loop import Connection, IOLoop
 from minray.node.scheduler import Scheduler
@@ -48,7 +49,11 @@ class Node(core.Core):
                          on_message=self._on_message, on_exit=self._on_exit,
                          on_refused=self._on_refused, on_tick=self._on_tick)
         self.pool = WorkerPool(self.io, self.store, cwd=os.getcwd(),
-                               launch_vars=launch_vars(self._socket, job_id, num_cpus))
+                               launch_vars=launch_vars(self._socket, job_id, num_cpus),
+                               on_exit=self._on_exit)
+        if job_env.config()["eager_install"] and _default_launch(job_env):
+            # The job's first worker comes from this server: start it while init goes on.
+            self.pool.prestart_fork_server(renv.LaunchContext())
         self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self._fail_env)
         self.actors = Actors(self.pool, self.store, fail_env=self._fail_env)
         self.envs = Envs(self._lock, self.setup_log, cache, on_ready=self._env_ready,
@@ -287,9 +292,10 @@ class Node(core.Core):
         """Stop every worker and everything they started; leave no process behind.
 
         Connected workers exit by themselves once their socket closes (flushing their output);
-        one that has not connected yet cannot hear that and is killed at once. Then whatever
-        their tasks started is killed, found by tree and, for processes that detached, by the
-        node's socket path that every worker's environment carries."""
+        one that has not connected yet cannot hear that and is killed at once, and so are the
+        fork servers. Then whatever their tasks started is killed, found by tree and, for
+        processes that detached, by the node's socket path that every worker's environment
+        carries (a forked worker's /proc environ is its server's, which carries it too)."""
         with self._lock:
             if self._closed:
                 return
@@ -301,11 +307,20 @@ class Node(core.Core):
                 self.io.close(worker.conn)  # the worker sees EOF and exits
             self.io.stop()
         self.io.join_and_close(2)
+        self.pool.forkservers.stop()  # they fork nothing more and reap what the pool ends
         roots = {w.proc.pid for w in connected}
         processes.end([p for p in descendants if p.pid not in roots], wait=0)
         processes.end([p for p in descendants if p.pid in roots], grace=1.0, wait=3)
+        self.pool.forkservers.close(wait=3)  # gone: the sweep below sees every last fork
         processes.end(processes.marked("MINRAY_NODE_SOCKET", self._socket), wait=3)
         for worker in workers:
             worker.proc.poll()
         self.store.close()
         session.remove_socket(self._socket, self.session_dir)
+
+
+def _default_launch(env: renv.RuntimeEnv) -> bool:
+    """Will the env's workers start as the default launch context's would, but for variables
+    a fork server sets in each child? Then its fork server can start before the env is ready."""
+    return set(env) <= {"env_vars", "config"} and not any(
+        read_at_start(name) for name in env.get("env_vars", {}))
