@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 import minray
-from minray.exceptions import ActorDiedError, WorkerCrashedError
+from minray.exceptions import ActorDiedError, RuntimeEnvSetupError, WorkerCrashedError
 from minray.node.forkservers import server_key
 from procs import gone_within
 
@@ -178,3 +178,34 @@ def test_the_key_holds_what_an_interpreter_reads_at_start():
         ["python3"], base, "/a")
     relative = {**base, "PYTHONPATH": "src"}  # resolved against the cwd at start
     assert server_key([PY], relative, "/a") != server_key([PY], relative, "/b")
+
+
+def _env_whose_interpreter_runs(code: str, folder: Path) -> dict:
+    """A working_dir env (so a server of its own) whose interpreters run `code` at start."""
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(code)
+    return {"working_dir": str(folder)}
+
+
+def test_a_fork_server_that_cannot_start_fails_its_env(ray, tmp_path):
+    @minray.remote
+    def f():
+        return "ran"
+
+    env = _env_whose_interpreter_runs("import os\nos._exit(3)\n", tmp_path / "broken")
+    with pytest.raises(RuntimeEnvSetupError, match=r"fork server exited \(exit code 3\)"):
+        minray.get(f.options(runtime_env=env).remote(), timeout=60)
+    assert minray.get(f.remote(), timeout=60) == "ran"
+
+
+def test_a_stuck_fork_server_is_ended_after_the_register_timeout(ray, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINRAY_WORKER_REGISTER_TIMEOUT_SECONDS", "2")
+
+    @minray.remote
+    def f():
+        return "ran"
+
+    env = _env_whose_interpreter_runs("import time\ntime.sleep(600)\n", tmp_path / "stuck")
+    with pytest.raises(RuntimeEnvSetupError, match="did not connect to the node within 2 s"):
+        minray.get(f.options(runtime_env=env).remote(), timeout=60)
+    assert minray.get(f.remote(), timeout=60) == "ran"
