@@ -61,6 +61,11 @@ def _title(meta: dict) -> str:
             f"median of {meta['repeat']} runs (Ray's env scenarios: {meta['slow_ray']})")
 
 
+def _curve_title(meta: dict) -> str:
+    return (f"N new actors at once, to every first call; {meta['cpus']} CPUs, "
+            f"Ray {meta['ray_version'] or '(not run)'}")
+
+
 def measure(ctx: Context, groups: list[str], repeats: dict, floor_repeat: int) -> tuple:
     """Floor first, then each group, minray and Ray runs interleaved so drift hits both."""
     floor_runs = []
@@ -90,6 +95,8 @@ def publish(summary: dict, meta: dict, extras: dict, out: Path) -> None:
     """Write JSON and chart, print the table and what else a reader needs to trust it."""
     report.write_json(summary, meta, extras, out / "latest.json")
     report.chart(summary, out / "chart.png", _title(meta), floor.LABELS)
+    if report.curve_chart(summary, out / "new_actors.png", _curve_title(meta)):
+        print(f"wrote {out / 'new_actors.png'}")
     print(report.table(summary, meta["ray_version"] or "2.60"))
     print(f"\nmedians of {meta['repeat']} runs per figure; Ray's env, working_dir, cluster and "
           f"packaging groups: {meta['slow_ray']} runs (its envs take seconds)")
@@ -122,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.replot:
         data = json.loads((out / "latest.json").read_text())
         report.chart(data["scenarios"], out / "chart.png", _title(data["meta"]), floor.LABELS)
+        report.curve_chart(data["scenarios"], out / "new_actors.png", _curve_title(data["meta"]))
         print(report.table(data["scenarios"], data["meta"]["ray_version"] or "2.60"))
         return 0
 

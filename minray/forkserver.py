@@ -18,6 +18,7 @@ a while, and exits: no child outlives it unreaped, whatever init does with orpha
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import select
@@ -105,6 +106,7 @@ def serve() -> None:
     """The server's loop: fork on request, report exits, reap when told; never returns."""
     import minray.worker  # noqa: F401 - everything a worker imports, once for all children
 
+    gc.freeze()  # children's collections leave these objects, and so their pages, shared
     server = _Server(socket.socket(fileno=int(os.environ.pop(FD_VAR))))
     try:
         while server.turn():

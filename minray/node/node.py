@@ -292,10 +292,11 @@ class Node(core.Core):
         """Stop every worker and everything they started; leave no process behind.
 
         Connected workers exit by themselves once their socket closes (flushing their output);
-        one that has not connected yet cannot hear that and is killed at once, and so are the
-        fork servers. Then whatever their tasks started is killed, found by tree and, for
-        processes that detached, by the node's socket path that every worker's environment
-        carries (a forked worker's /proc environ is its server's, which carries it too)."""
+        one that has not connected yet cannot hear that and is killed at once. Fork servers
+        reap their children as they end, then exit. Then whatever the tasks started is killed,
+        found by tree and, for processes that detached, by the node's socket path that every
+        worker's environment carries (a forked worker's /proc environ is its server's, which
+        carries it too)."""
         with self._lock:
             if self._closed:
                 return
