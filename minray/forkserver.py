@@ -140,8 +140,8 @@ class _Server:
                 data = self.ctl.recv(1 << 20)
             except OSError:
                 data = b""
-            if not data:
-                return False
+            if not data or self._closed_after():
+                return False  # a fork asked just before the node left is not made
             for msg in self.decoder.feed(data):
                 if type(msg) is Reap:
                     self.ended.discard(msg.pid)
@@ -149,6 +149,15 @@ class _Server:
                 elif not self._send(self._fork(msg)):
                     return False
         return True
+
+    def _closed_after(self) -> bool:
+        """Has the node closed its end behind what was just read?"""
+        try:
+            return self.ctl.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
 
     def _send(self, message: ForkServerMessage) -> bool:
         try:

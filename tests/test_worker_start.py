@@ -142,6 +142,15 @@ def test_shutdown_leaves_no_server_no_worker_and_no_zombie(tmp_path):
         assert not p.is_running(), p
 
 
+def test_a_fork_server_still_starting_at_shutdown_is_ended():
+    minray.init(num_cpus=1)  # starts the job's fork server, which has not answered yet
+    procs = _tree_of_this_driver()
+    assert procs
+    minray.shutdown()
+    for p in procs:
+        assert not p.is_running(), p
+
+
 def test_without_fork_servers_every_worker_is_the_drivers_child(monkeypatch):
     monkeypatch.setenv("MINRAY_FORK_SERVER", "0")
     minray.init(num_cpus=1)

@@ -99,7 +99,8 @@ class ForkServers:
 
     def stop(self) -> None:
         """For shutdown, once the I/O thread has stopped: close the servers' sockets. Each
-        then forks nothing more, reaps its children as the pool ends them, and exits."""
+        then forks nothing more, reaps its children as the pool ends them, and exits. One
+        that has not answered yet is still starting, has no child, and is killed at once."""
         for server in self._live():
             server.stop()
 
@@ -161,6 +162,7 @@ class ForkServer:
                  on_exit: Callable[[Any], None]):
         self.proc = proc
         self.dead = False
+        self.answered = False  # it has said something: it is up, and may have children
         self._io = io
         self._on_exit = on_exit
         self._sock = sock
@@ -185,6 +187,8 @@ class ForkServer:
             self.proc.kill()
 
     def stop(self) -> None:
+        if not self.answered:
+            self.kill()
         self._sock.close()
 
     def close(self) -> None:
@@ -204,6 +208,7 @@ class ForkServer:
             if not data:  # the server ended: its exit, watched, settles the rest
                 self._io.close(self._conn)
                 return
+            self.answered = True
             for msg in self._decoder.feed(data):
                 self._handle(msg)
 
