@@ -126,16 +126,22 @@ def test_a_fork_server_that_dies_takes_its_workers_and_the_node_goes_on(ray):
     assert after["ppid"] == os.getpid()
 
 
-def _tree_of_this_driver() -> list[psutil.Process]:
-    return psutil.Process().children(recursive=True)
+def _new_processes(before: set[int]) -> list[psutil.Process]:
+    """This process's descendants that were not there before (other tests' may be)."""
+    return [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+
+
+def _processes_now() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
 def test_shutdown_leaves_no_server_no_worker_and_no_zombie(tmp_path):
+    before = _processes_now()
     minray.init(num_cpus=2)
     _facts()
     _facts({"env_vars": {"PYTHONHASHSEED": "7"}})  # a second server
     Probe.remote()  # still being forked when shutdown begins
-    procs = _tree_of_this_driver()
+    procs = _new_processes(before)
     assert len({p.ppid() for p in procs} - {os.getpid()}) >= 2  # two servers, each a parent
     minray.shutdown()
     for p in procs:  # is_running() is True for a zombie: every process was reaped
@@ -143,8 +149,9 @@ def test_shutdown_leaves_no_server_no_worker_and_no_zombie(tmp_path):
 
 
 def test_a_fork_server_still_starting_at_shutdown_is_ended():
+    before = _processes_now()
     minray.init(num_cpus=1)  # starts the job's fork server, which has not answered yet
-    procs = _tree_of_this_driver()
+    procs = _new_processes(before)
     assert procs
     minray.shutdown()
     for p in procs:
@@ -153,9 +160,10 @@ def test_a_fork_server_still_starting_at_shutdown_is_ended():
 
 def test_without_fork_servers_every_worker_is_the_drivers_child(monkeypatch):
     monkeypatch.setenv("MINRAY_FORK_SERVER", "0")
+    before = _processes_now()
     minray.init(num_cpus=1)
     assert _facts()["ppid"] == os.getpid()
-    assert all(p.ppid() == os.getpid() for p in _tree_of_this_driver())
+    assert all(p.ppid() == os.getpid() for p in _new_processes(before))
     minray.shutdown()
 
 
