@@ -38,7 +38,7 @@ def init(num_cpus: int | None = None, runtime_env: dict | None = None,
          include_dashboard: bool | None = None, logging_level: Any = None) -> _Initialized:
     """Start the embedded local node. Cheap: workers start when tasks need them."""
     import runtime_env as renv  # the driver's alone: workers start faster without them
-    from minray.node import Node
+    from minray.node import start_node
 
     if address not in (None, "local", "auto"):
         raise ValueError(f"address={address!r}: minray runs one local node; connecting to a "
@@ -57,8 +57,8 @@ def init(num_cpus: int | None = None, runtime_env: dict | None = None,
         job_env = os.environ.get(JOB_RUNTIME_ENV_VAR)
         if job_env:
             env = renv.merge_job(renv.parse(json.loads(job_env)), env)
-        node = Node(num_cpus=(os.cpu_count() or 1) if num_cpus is None else num_cpus,
-                    job_env=env, job_id=f"{os.getpid() & 0xFFFFFFFF:08x}")
+        node = start_node(num_cpus=(os.cpu_count() or 1) if num_cpus is None else num_cpus,
+                          job_env=env, job_id=f"{os.getpid() & 0xFFFFFFFF:08x}")
         core.set_current(node)
         atexit.register(shutdown)
         return _Initialized(node)

@@ -23,12 +23,14 @@ import os
 import pickle
 import select
 import signal
-import socket
 import struct
 import sys
 import time
 import traceback
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    import socket
 
 FD_VAR = "MINRAY_FORK_SERVER_FD"
 WIND_DOWN_SECONDS = 2.0  # after the node is gone, how long children may take to end
@@ -107,6 +109,8 @@ def serve() -> None:
     import minray.worker  # noqa: F401 - everything a worker imports, once for all children
 
     gc.freeze()  # children's collections leave these objects, and so their pages, shared
+    import socket  # here: the node imports this module for its messages, before socket
+
     server = _Server(socket.socket(fileno=int(os.environ.pop(FD_VAR))))
     try:
         while server.turn():
@@ -152,8 +156,10 @@ class _Server:
 
     def _closed_after(self) -> bool:
         """Has the node closed its end behind what was just read?"""
+        from socket import MSG_DONTWAIT, MSG_PEEK
+
         try:
-            return self.ctl.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            return self.ctl.recv(1, MSG_PEEK | MSG_DONTWAIT) == b""
         except (BlockingIOError, InterruptedError):
             return False
         except OSError:

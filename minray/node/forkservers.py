@@ -26,14 +26,19 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from minray.forkserver import FD_VAR, Decoder, Exited, Fork, Forked, ForkFailed, Reap, encode
-from minray.node.io_loop import IOLoop
+from minray.node import launch
 from runtime_env import processes
+
+if TYPE_CHECKING:  # loaded with the node, after the job's server was spawned
+    import socket
+    import subprocess
+
+    import runtime_env as renv
+    from minray.node.io_loop import IOLoop
 
 START_TIME_PREFIXES = ("PYTHON", "LD_", "MALLOC_", "LC_")
 START_TIME_NAMES = frozenset({"GLIBC_TUNABLES", "LANG", "LANGUAGE", "TZ", "HOME"})
@@ -54,6 +59,46 @@ def server_key(program: list[str], env: dict[str, str], cwd: str) -> tuple | Non
     relative = any(p and not os.path.isabs(p)
                    for p in env.get("PYTHONPATH", "").split(os.pathsep))
     return tuple(program), start, cwd if relative else None
+
+
+def enabled() -> bool:
+    return hasattr(os, "pidfd_open") and os.environ.get(SWITCH_VAR, "1") != "0"
+
+
+class JobServer(NamedTuple):
+    """The job's fork server, spawned by `spawn_job_server` before the node exists."""
+
+    program: list[str]
+    env: dict[str, str]
+    cwd: str
+    proc: launch.Spawned
+    fd: int  # the node's end of its socket
+
+
+def spawn_job_server(job_env: renv.RuntimeEnv, socket_path: str, job_id: str,
+                     num_cpus: int) -> JobServer | None:
+    """Spawn the fork server for the job's workers first thing in init, when they will come
+    from the default launch context (an `env_vars`-only job env without start-time variables)
+    and the env is prepared at init (eager_install), so that init prestarts a worker. None
+    when not: then nothing starts before it is needed."""
+    from runtime_env import LaunchContext
+
+    fields = set(job_env)
+    if not (enabled() and job_env.config()["eager_install"]
+            and fields <= {"env_vars", "config"}
+            and not any(read_at_start(name) for name in job_env.get("env_vars", {}))):
+        return None
+    context = LaunchContext()
+    env = context.process_env()
+    env.update(launch.launch_vars(socket_path, job_id, num_cpus))
+    cwd = os.getcwd()
+    if server_key(context.py_executable, env, cwd) is None:
+        return None
+    try:
+        proc, fd = launch.spawn([*context.py_executable, launch.BOOT_SCRIPT], env)
+    except OSError:  # the pool starts one the usual way, or execs, and says why if it fails
+        return None
+    return JobServer(context.py_executable, env, cwd, proc, fd)
 
 
 def read_at_start(name: str) -> bool:
@@ -85,7 +130,7 @@ class ForkServers:
         self._script = script
         self._on_exit = on_exit
         self._servers: dict[tuple, ForkServer | None] = {}  # None: could not start
-        self.enabled = io.pidfds and os.environ.get(SWITCH_VAR, "1") != "0"
+        self.enabled = io.pidfds and enabled()
 
     def fork(self, owner: Any, program: list[str], env: dict[str, str],
              cwd: str) -> ForkedProcess | None:
@@ -93,9 +138,21 @@ class ForkServers:
         server = self._server(program, env, cwd)
         return None if server is None else server.fork(owner, env, cwd)
 
-    def prestart(self, program: list[str], env: dict[str, str], cwd: str) -> None:
-        """Start the server for workers of this launch, if it may have one, before any asks."""
-        self._server(program, env, cwd)
+    def adopt(self, spawned: JobServer) -> None:
+        """Take on the server `spawn_job_server` started (or end it, if it cannot be used)."""
+        import socket
+
+        sock = socket.socket(fileno=spawned.fd)
+        key = server_key(spawned.program, spawned.env, spawned.cwd)
+        if self.enabled and key not in self._servers:
+            try:
+                self._servers[key] = ForkServer(self._io, spawned.proc, sock, self._on_exit)
+                return
+            except OSError:  # no descriptor left to watch it with
+                pass
+        sock.close()
+        spawned.proc.kill()
+        spawned.proc.wait()
 
     def stop(self) -> None:
         """For shutdown, once the I/O thread has stopped: close the servers' sockets. Each
@@ -139,6 +196,9 @@ class ForkServer:
               on_exit: Callable[[Any], None]) -> ForkServer | None:
         """Start a server in the background; None if it cannot start (the exec'd worker that
         follows reports why)."""
+        import socket
+        import subprocess
+
         ours, theirs = socket.socketpair()
         server_env = {k: v for k, v in env.items() if k not in PER_WORKER_VARS}
         server_env[FD_VAR] = str(theirs.fileno())
@@ -158,7 +218,7 @@ class ForkServer:
             ours.close()
             return None
 
-    def __init__(self, io: IOLoop, proc: subprocess.Popen, sock: socket.socket,
+    def __init__(self, io: IOLoop, proc: subprocess.Popen | launch.Spawned, sock: socket.socket,
                  on_exit: Callable[[Any], None]):
         self.proc = proc
         self.dead = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 import runtime_env as renv
 from minray import core
@@ -17,13 +18,14 @@ from minray import exceptions as exc
 from minray.node import session
 from minray.node.actors import Actors
 from minray.node.envs import Envs
-from minray.node.forkservers import read_at_start
+from minray.node.forkservers import JobServer
 from minray.node.ids import new_id, number
 from minray.node.io_loop import Connection, IOLoop
+from minray.node.launch import BOOT_SCRIPT, launch_vars
 from minray.node.scheduler import Scheduler
 from minray.node.state import EnvState, Request, Worker, WorkerState
 from minray.node.store import ObjectStore
-from minray.node.workers import BOOT_SCRIPT, WorkerPool, launch_vars, out_of_resources
+from minray.node.workers import WorkerPool, out_of_resources
 from minray.protocol import Cancel, Done, Get, Hello, KillActor, Message, Put, Reply, Submit, Wait
 from minray.task import ACTOR, CALL, Result, TaskSpec
 from runtime_env import processes
@@ -34,13 +36,14 @@ class Node(core.Core):
     worker_id = "driver"
 
     def __init__(self, *, num_cpus: int, job_env: renv.RuntimeEnv, job_id: str,
-                 cache: renv.Cache | None = None):
+                 cache: renv.Cache | None = None, session_dir: Path | None = None,
+                 socket_path: str | None = None, job_server: JobServer | None = None):
         self.num_cpus = num_cpus
         self.job_id = job_id
-        self.session_dir = session.new_session_dir()
+        self.session_dir = session_dir or session.new_session_dir()
         self.setup_log = session.new_log(
             str(self.session_dir / "logs" / f"runtime_env_setup-{job_id}.log"))
-        self._socket = session.socket_path(self.session_dir)
+        self._socket = socket_path or session.socket_path(self.session_dir)
         self._lock = threading.RLock()
         self._closed = False
         self._first_id = number(new_id())  # every id of this session is at least this
@@ -51,9 +54,8 @@ class Node(core.Core):
         self.pool = WorkerPool(self.io, self.store, cwd=os.getcwd(),
                                launch_vars=launch_vars(self._socket, job_id, num_cpus),
                                on_exit=self._on_exit)
-        if job_env.config()["eager_install"] and _default_launch(job_env):
-            # The job's first worker comes from this server: start it while init goes on.
-            self.pool.prestart_fork_server(renv.LaunchContext())
+        if job_server is not None:  # init's prestarted worker will come from it
+            self.pool.forkservers.adopt(job_server)
         self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self._fail_env)
         self.actors = Actors(self.pool, self.store, fail_env=self._fail_env)
         self.envs = Envs(self._lock, self.setup_log, cache, on_ready=self._env_ready,
@@ -318,10 +320,3 @@ class Node(core.Core):
             worker.proc.poll()
         self.store.close()
         session.remove_socket(self._socket, self.session_dir)
-
-
-def _default_launch(env: renv.RuntimeEnv) -> bool:
-    """Will the env's workers start as the default launch context's would, but for variables
-    a fork server sets in each child? Then its fork server can start before the env is ready."""
-    return set(env) <= {"env_vars", "config"} and not any(
-        read_at_start(name) for name in env.get("env_vars", {}))

@@ -11,27 +11,19 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-import cloudpickle
 
 from minray.node.forkservers import ForkedProcess, ForkServers
 from minray.node.ids import new_id
 from minray.node.io_loop import IOLoop
+from minray.node.launch import BOOT_SCRIPT
 from minray.node.state import Actor, EnvState, Worker, WorkerState
 from minray.node.store import ObjectStore
 from minray.protocol import Exit, Message, Run
 from minray.task import TaskSpec
 from runtime_env import processes
 
-if TYPE_CHECKING:
-    from runtime_env import LaunchContext
-
-BOOT_SCRIPT = str(Path(__file__).parent.parent / "_boot" / "minray_worker.py")
 
 class WorkerStartError(Exception):
     """A worker could not be started. `env_broken` when the env is at fault (its interpreter
@@ -97,12 +89,6 @@ class WorkerPool:
         self.workers[worker.id] = worker
         self.starting[worker] = time.monotonic() + register_timeout()
         return worker
-
-    def prestart_fork_server(self, launch: LaunchContext) -> None:
-        """Start the fork server for workers of this launch context now, in the background."""
-        process_env = launch.process_env()
-        process_env.update(self._launch_vars)
-        self.forkservers.prestart(launch.py_executable, process_env, launch.cwd or self._cwd)
 
     def _exec(self, worker: Worker, argv: list[str], process_env: dict[str, str],
               cwd: str) -> subprocess.Popen:
@@ -244,30 +230,3 @@ def exit_description(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
-
-
-def launch_vars(socket_path: str, job_id: str, num_cpus: int) -> dict[str, str]:
-    """What every worker of this node is told, besides its env's own variables."""
-    return {
-        "MINRAY_NODE_SOCKET": socket_path,
-        "MINRAY_DRIVER_PID": str(os.getpid()),
-        "MINRAY_JOB_ID": job_id,
-        "MINRAY_NUM_CPUS": str(num_cpus),
-        "MINRAY_WORKER_PATH": os.pathsep.join(_worker_import_paths()),
-        "MINRAY_DRIVER_SYS_PATH": os.pathsep.join(_driver_code_paths()),
-    }
-
-
-def _worker_import_paths() -> list[str]:
-    """Where minray and its worker-side dependencies live, appended to a worker's sys.path so
-    they import in any env (a venv, a conda prefix) after the env's own packages."""
-    paths = [str(Path(__file__).resolve().parent.parent.parent),
-             str(Path(cloudpickle.__file__).resolve().parent.parent)]
-    return list(dict.fromkeys(paths))
-
-
-def _driver_code_paths() -> list[str]:
-    """The driver's script directory and cwd, as Ray adds them, so functions defined in the
-    driver's own modules import in workers."""
-    paths = [sys.path[0] if sys.path and sys.path[0] else os.getcwd(), os.getcwd()]
-    return list(dict.fromkeys(os.path.abspath(p) for p in paths))
