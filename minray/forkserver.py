@@ -22,7 +22,6 @@ import gc
 import os
 import pickle
 import select
-import signal
 import struct
 import sys
 import time
@@ -182,7 +181,7 @@ class _Server:
         try:
             pidfd = os.pidfd_open(pid)
         except OSError as e:  # no descriptor left to watch it with: it cannot be a worker
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, 9)  # SIGKILL (the signal module is not loaded here)
             _reap(pid)
             return ForkFailed(msg.worker_id, e.errno or 0, e.strerror or str(e))
         self.children[pidfd] = pid
@@ -201,8 +200,10 @@ class _Server:
                 self.poller.unregister(fd)
                 os.close(fd)
                 _reap(self.children.pop(fd))
+        from signal import SIGKILL, pidfd_send_signal
+
         for fd, pid in self.children.items():
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
+            pidfd_send_signal(fd, SIGKILL)
             _reap(pid)
         os._exit(0)
 

@@ -19,9 +19,10 @@ def start_node(*, num_cpus: int, job_env: renv.RuntimeEnv, job_id: str) -> Node:
     """A new node for this driver, with its session folder."""
     from minray.node import forkservers, session
 
-    session_dir = session.new_session_dir()
+    session_dir = session.new_session_dir(prune=False)
     socket_path = session.socket_path(session_dir)
     job_server = forkservers.spawn_job_server(job_env, socket_path, job_id, num_cpus)
+    session.prune_old_sessions()  # after: it stats every old session, the server boots meanwhile
     from minray.node.node import Node
 
     try:

@@ -5,7 +5,6 @@ server (`spawn`) before the rest of the node is loaded."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -68,14 +67,16 @@ class Spawned:
 
     def kill(self) -> None:
         if self.returncode is None:
+            import signal
+
             os.kill(self.pid, signal.SIGKILL)
 
 
 def spawn(argv: list[str], env: dict[str, str]) -> tuple[Spawned, int]:
     """Start a fork server in this process's cwd, as Popen(start_new_session=True) would, and
     return it with our end of its socket pair (a file descriptor). Uses posix_spawn and the
-    C socket module: neither subprocess nor socket is loaded yet when init calls this, and
-    loading them would delay the server by a few ms."""
+    C socket module: subprocess, socket and signal are not loaded yet when init calls this,
+    and loading them first would delay the server by a few ms."""
     import _socket
 
     ours, theirs = _socket.socketpair()
@@ -86,8 +87,9 @@ def spawn(argv: list[str], env: dict[str, str]) -> tuple[Spawned, int]:
                  and _inheritable(int(n))]  # as Popen's close_fds
         actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                    *((os.POSIX_SPAWN_CLOSE, n) for n in stray)]
+        # Signals: a Python child ignores SIGPIPE and SIGXFSZ itself, as the driver does.
         pid = os.posix_spawn(argv[0], argv, {**env, FD_VAR: str(fd)}, file_actions=actions,
-                             setsid=True, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+                             setsid=True)
     except BaseException:
         ours.close()
         raise

@@ -21,9 +21,10 @@ KEEP_SECONDS = 24 * 3600
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths hold 104-108 bytes
 
 
-def new_session_dir() -> Path:
-    """A new session folder with a logs/ folder; prunes old ones."""
-    root = Path(os.environ.get("MINRAY_TMPDIR") or tempfile.gettempdir()) / f"minray-{os.getuid()}"
+def new_session_dir(prune: bool = True) -> Path:
+    """A new session folder with a logs/ folder; prunes old ones (or leaves that to a later
+    `prune_old_sessions`: the node spawns the job's fork server in between)."""
+    root = _root()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     session = Path(tempfile.mkdtemp(prefix=f"session_{stamp}_{os.getpid()}_", dir=root))
@@ -33,8 +34,17 @@ def new_session_dir() -> Path:
     tmp_link.unlink(missing_ok=True)
     tmp_link.symlink_to(session.name)
     os.replace(tmp_link, latest)
-    _prune(root)
+    if prune:
+        _prune(root)
     return session
+
+
+def prune_old_sessions() -> None:
+    _prune(_root())
+
+
+def _root() -> Path:
+    return Path(os.environ.get("MINRAY_TMPDIR") or tempfile.gettempdir()) / f"minray-{os.getuid()}"
 
 
 def new_log(path: str) -> str:
