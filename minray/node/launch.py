@@ -29,9 +29,10 @@ def launch_vars(socket_path: str, job_id: str, num_cpus: int) -> dict[str, str]:
 
 def _worker_import_paths() -> list[str]:
     """Where minray and its worker-side dependencies live, appended to a worker's sys.path so
-    they import in any env (a venv, a conda prefix) after the env's own packages."""
-    paths = [str(Path(__file__).resolve().parent.parent.parent),
-             str(Path(cloudpickle.__file__).resolve().parent.parent)]
+    they import in any env (a venv, a conda prefix) after the env's own packages. Modules'
+    __file__ are absolute: no need to resolve them (which stats every folder on the way)."""
+    paths = [str(Path(os.path.abspath(__file__)).parent.parent.parent),
+             str(Path(os.path.abspath(cloudpickle.__file__)).parent.parent)]
     return list(dict.fromkeys(paths))
 
 
