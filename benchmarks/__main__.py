@@ -58,7 +58,7 @@ def _log(msg: str) -> None:
 
 def _title(meta: dict) -> str:
     return (f"minray vs Ray {meta['ray_version'] or '(not run)'} vs floor, {meta['cpus']} CPUs, "
-            f"median of {meta['repeat']} runs (Ray's env scenarios: {meta['slow_ray']})")
+            f"median of {meta['repeat']} runs (Ray's slow groups: {meta['slow_ray']})")
 
 
 def _curve_title(meta: dict) -> str:
@@ -98,8 +98,8 @@ def publish(summary: dict, meta: dict, extras: dict, out: Path) -> None:
     if report.curve_chart(summary, out / "new_actors.png", _curve_title(meta)):
         print(f"wrote {out / 'new_actors.png'}")
     print(report.table(summary, meta["ray_version"] or "2.60"))
-    print(f"\nmedians of {meta['repeat']} runs per figure; Ray's env, working_dir, cluster and "
-          f"packaging groups: {meta['slow_ray']} runs (its envs take seconds)")
+    print(f"\nmedians of {meta['repeat']} runs per figure; Ray's workers, env, working_dir, "
+          f"cluster and packaging groups: {meta['slow_ray']} runs (they take Ray seconds)")
     used = {row["floor"]["what"] for row in summary.values() if "floor" in row}
     print("floors: " + "; ".join(f"{k} = {v}" for k, v in floor.LABELS.items() if k in used))
     print(f"suite took {meta['seconds']:.0f}s; wrote {out / 'latest.json'}, {out / 'chart.png'}")

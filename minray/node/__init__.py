@@ -22,17 +22,18 @@ def start_node(*, num_cpus: int, job_env: renv.RuntimeEnv, job_id: str) -> Node:
     session_dir = session.new_session_dir(prune=False)
     socket_path = session.socket_path(session_dir)
     job_server = forkservers.spawn_job_server(job_env, socket_path, job_id, num_cpus)
-    session.prune_old_sessions()  # after: it stats every old session, the server boots meanwhile
     from minray.node.node import Node
 
     try:
-        return Node(num_cpus=num_cpus, job_env=job_env, job_id=job_id, session_dir=session_dir,
+        node = Node(num_cpus=num_cpus, job_env=job_env, job_id=job_id, session_dir=session_dir,
                     socket_path=socket_path, job_server=job_server)
     except BaseException:
         if job_server is not None:
             job_server.proc.kill()
             job_server.proc.wait()
         raise
+    session.prune_old_sessions()  # last: it stats every old session, off the first task's path
+    return node
 
 
 def __getattr__(name: str):

@@ -56,12 +56,14 @@ def new_log(path: str) -> str:
 def _prune(root: Path) -> None:
     """Remove sessions beyond the newest KEEP_SESSIONS that are over a day old and whose
     driver is gone."""
-    by_age = sorted(root.glob("session_2*"), key=_mtime)[:-KEEP_SESSIONS]
+    by_age = sorted((_mtime(f), f) for f in root.glob("session_2*"))[:-KEEP_SESSIONS]
     day_ago = time.time() - KEEP_SECONDS
-    for folder in by_age:
+    for mtime, folder in by_age:
+        if mtime >= day_ago:  # checked first: with many young sessions, no pid is looked up
+            break
         parts = folder.name.split("_", 4)  # session, date, time, pid, random (may hold "_")
         live = len(parts) == 5 and parts[3].isdigit() and processes.pid_alive(int(parts[3]))
-        if not live and _mtime(folder) < day_ago:
+        if not live:
             shutil.rmtree(folder, ignore_errors=True)
 
 
