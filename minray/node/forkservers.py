@@ -17,9 +17,10 @@ None and the pool execs it. The rule:
 Everything else (an env's other env_vars, the worker's ids, its cwd) the child sets itself, so
 new actors and `env_vars`-only envs share the job's server. A key's server starts when its
 first worker is asked for, which is forked as soon as the server is up (so it costs what an
-exec would), and lives until shutdown. A server that cannot start or dies is not restarted:
-its key's workers are exec'd from then on. Servers need pidfds (Linux): elsewhere every worker
-is exec'd, as it is with MINRAY_FORK_SERVER=0.
+exec would), and lives until shutdown; the job's is spawned first thing in init
+(`spawn_job_server`), so the worker init prestarts comes from it. A server that cannot start
+or dies is not restarted: its key's workers are exec'd from then on. Servers need pidfds
+(Linux): elsewhere every worker is exec'd, as it is with MINRAY_FORK_SERVER=0.
 """
 
 from __future__ import annotations
