@@ -105,11 +105,11 @@ class Decoder:
 # --- the server ----------------------------------------------------------------------------
 def serve() -> None:
     """The server's loop: fork on request, report exits, reap when told; never returns."""
+    import socket  # here: the node imports this module for its messages, before socket
+
     import minray.worker  # noqa: F401 - everything a worker imports, once for all children
 
     gc.freeze()  # children's collections leave these objects, and so their pages, shared
-    import socket  # here: the node imports this module for its messages, before socket
-
     server = _Server(socket.socket(fileno=int(os.environ.pop(FD_VAR))))
     try:
         while server.turn():
