@@ -58,7 +58,12 @@ def _log(msg: str) -> None:
 
 def _title(meta: dict) -> str:
     return (f"minray vs Ray {meta['ray_version'] or '(not run)'} vs floor, {meta['cpus']} CPUs, "
-            f"median of {meta['repeat']} runs (Ray's env scenarios: {meta['slow_ray']})")
+            f"median of {meta['repeat']} runs (Ray's slow groups: {meta['slow_ray']})")
+
+
+def _curve_title(meta: dict) -> str:
+    return (f"N new actors at once, to every first call; {meta['cpus']} CPUs, "
+            f"Ray {meta['ray_version'] or '(not run)'}")
 
 
 def measure(ctx: Context, groups: list[str], repeats: dict, floor_repeat: int) -> tuple:
@@ -66,8 +71,10 @@ def measure(ctx: Context, groups: list[str], repeats: dict, floor_repeat: int) -
     floor_runs = []
     wheel = ctx.wheel("bench_floor_")
     tree = ctx.tree() if "packaging" in groups else None
+    parallel = tuple(n for n in scenarios.CONCURRENT_ACTORS if n > 1) if "workers" in groups \
+        else ()
     for i in range(floor_repeat):
-        floor_runs.append(floor.measure(wheel, tree, transfers="objects" in groups))
+        floor_runs.append(floor.measure(wheel, tree, parallel, transfers="objects" in groups))
         _log(f"floor        {i + 1}/{floor_repeat}")
     runs: dict[str, dict[str, list[dict]]] = {}
     for group in groups:
@@ -88,9 +95,11 @@ def publish(summary: dict, meta: dict, extras: dict, out: Path) -> None:
     """Write JSON and chart, print the table and what else a reader needs to trust it."""
     report.write_json(summary, meta, extras, out / "latest.json")
     report.chart(summary, out / "chart.png", _title(meta), floor.LABELS)
+    if report.curve_chart(summary, out / "new_actors.png", _curve_title(meta)):
+        print(f"wrote {out / 'new_actors.png'}")
     print(report.table(summary, meta["ray_version"] or "2.60"))
-    print(f"\nmedians of {meta['repeat']} runs per figure; Ray's env, working_dir, cluster and "
-          f"packaging groups: {meta['slow_ray']} runs (its envs take seconds)")
+    print(f"\nmedians of {meta['repeat']} runs per figure; Ray's workers, env, working_dir, "
+          f"cluster and packaging groups: {meta['slow_ray']} runs (they take Ray seconds)")
     used = {row["floor"]["what"] for row in summary.values() if "floor" in row}
     print("floors: " + "; ".join(f"{k} = {v}" for k, v in floor.LABELS.items() if k in used))
     print(f"suite took {meta['seconds']:.0f}s; wrote {out / 'latest.json'}, {out / 'chart.png'}")
@@ -120,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.replot:
         data = json.loads((out / "latest.json").read_text())
         report.chart(data["scenarios"], out / "chart.png", _title(data["meta"]), floor.LABELS)
+        report.curve_chart(data["scenarios"], out / "new_actors.png", _curve_title(data["meta"]))
         print(report.table(data["scenarios"], data["meta"]["ray_version"] or "2.60"))
         return 0
 

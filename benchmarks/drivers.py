@@ -151,6 +151,46 @@ def objects(ray, init) -> None:
     assert back.shape == array.shape and back[-1] == array[-1]
 
 
+def workers(ray, init) -> None:
+    """Worker start-up in a fresh driver: init to the first result, a new actor, a new
+    env_vars-only env, N new actors at once (N = 1..16), and shutdown with all of them alive
+    and one more still starting."""
+    noop = ray.remote(lambda: None)
+
+    class Actor:
+        def m(self):
+            return None
+
+    actor_cls = ray.remote(Actor)
+    t = now()
+    ray.init(**init)
+    ray.get(noop.remote())
+    emit(init_first_task=now() - t)
+    ray.get([noop.remote() for _ in range(20)])
+    t = now()
+    a = actor_cls.remote()
+    ray.get(a.m.remote())
+    emit(new_actor=now() - t)
+    env = {"env_vars": {"BENCH_ID": uuid.uuid4().hex}}
+    t = now()
+    ray.get(noop.options(runtime_env=env).remote())
+    emit(new_env_vars_env=now() - t)
+    actors = [a]
+    for n in cfg["concurrent"]:
+        for old in actors:
+            ray.kill(old)
+        ray.get(noop.remote())
+        time.sleep(0.3)  # let the killed processes go: each round starts on a quiet node
+        t = now()
+        actors = [actor_cls.remote() for _ in range(n)]
+        ray.get([x.m.remote() for x in actors])
+        emit(**{f"new_actors_{n}": now() - t})
+    actor_cls.remote()  # its worker is still starting when shutdown begins
+    t = now()
+    ray.shutdown()
+    emit(shutdown_busy=now() - t)
+
+
 def envs(ray, init) -> None:
     """Per field (pip, uv): a cold env (a task), then a new worker in it (a new actor)."""
     task = ray.remote(probe)

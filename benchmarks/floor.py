@@ -21,7 +21,8 @@ now = time.perf_counter
 LABELS = {"process_start": "python -c pass", "nested_start": "python starting python",
           "uv_venv_install": "uv venv + uv pip install", "pool_1000": "Pool(2).map, chunksize=1",
           "pipe_call": "Pipe round trip", "walk_stat": "walk + stat", "read_tree": "walk + read",
-          **{f"pipe_{mb}mb": f"{mb} MB through a pipe each way" for mb in (1, 10, 100, 200, 1000)}}
+          **{f"pipe_{mb}mb": f"{mb} MB through a pipe each way" for mb in (1, 10, 100, 200, 1000)},
+          **{f"parallel_start_{n}": f"{n} x python -c pass at once" for n in (2, 4, 8, 16)}}
 TRANSFER_MB = (1, 10, 100, 200, 1000)  # the sizes of the objects group's round trips
 MB = 1_000_000
 
@@ -39,6 +40,16 @@ def process_start() -> float:
     """`python -c pass`: one interpreter start (sys.executable, never a pyenv shim)."""
     t = now()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return now() - t
+
+
+def parallel_start(n: int) -> float:
+    """`n` interpreters started at once, until the last has exited: what n new workers cost
+    when each is a process start."""
+    t = now()
+    procs = [subprocess.Popen([sys.executable, "-c", "pass"]) for _ in range(n)]
+    for p in procs:
+        p.wait()
     return now() - t
 
 
@@ -159,7 +170,8 @@ def read_tree(tree: Path) -> float:
     return now() - t
 
 
-def measure(wheel: Path, tree: Path | None, transfers: bool = False) -> dict[str, float]:
+def measure(wheel: Path, tree: Path | None, parallel: tuple[int, ...] = (),
+            transfers: bool = False) -> dict[str, float]:
     """One sample of every floor figure, in seconds (the large transfers when asked)."""
     out = {"process_start": process_start(), "nested_start": nested_start(),
            "uv_venv_install": uv_venv_install(wheel), "pool_1000": pool_1000(),
@@ -168,4 +180,6 @@ def measure(wheel: Path, tree: Path | None, transfers: bool = False) -> dict[str
         out.update(walk_stat=walk_stat(tree), read_tree=read_tree(tree))
     if transfers:
         out.update({f"pipe_{mb}mb": pipe_transfer(mb) for mb in TRANSFER_MB})
+    for n in parallel:
+        out[f"parallel_start_{n}"] = parallel_start(n)
     return out

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from minray import exceptions as exc
 from minray.protocol import Done, Run
-from minray.results import dump_results, load_args
+from minray.results import dump_error, dump_results, load_args, task_error
 from minray.streaming import stream, stream_async
 from minray.task import Concurrency, Result
 from minray.worker import TERMINATE, WorkerCore
@@ -119,6 +119,9 @@ class ConcurrentCalls:
             return stream(msg.task, value, self._worker.send)
         return dump_results(value, len(msg.task.return_ids), msg.task.name)
 
+    @staticmethod
+    def _error(msg: Run, error: BaseException) -> list[Result]:
+        return [dump_error(task_error(msg.task.name, error))] * max(len(msg.task.return_ids), 1)
 
 
 class _ThreadGroup:

@@ -59,7 +59,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
     not apply here are accepted and ignored."""
     import runtime_env as renv  # the driver's alone: workers start faster without them
     from minray import resources as res
-    from minray.node import Node
+    from minray.node import start_node
 
     if address not in (None, "auto", "local"):  # those start or reuse the local node
         from minray.address import check_local
@@ -92,9 +92,9 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
         job_env = os.environ.get(JOB_RUNTIME_ENV_VAR)
         if job_env:
             env = renv.merge_job(renv.parse(json.loads(job_env)), env)
-        node = Node(num_cpus=(os.cpu_count() or 1) if num_cpus is None else num_cpus,
-                    job_env=env, job_id=f"{os.getpid() & 0xFFFFFFFF:08x}",
-                    namespace=namespace or str(uuid.uuid4()), resource_totals=totals)
+        node = start_node(num_cpus=(os.cpu_count() or 1) if num_cpus is None else num_cpus,
+                          job_env=env, job_id=f"{os.getpid() & 0xFFFFFFFF:08x}",
+                          namespace=namespace or str(uuid.uuid4()), resource_totals=totals)
         core.set_current(node)
         atexit.register(_finish_then_shutdown)
         return _Initialized(node)

@@ -426,7 +426,10 @@ def main() -> None:
     signal.signal(signal.SIGINT, worker.interrupt)
     core.set_current(worker)
     hook = os.environ.get("MINRAY_SETUP_HOOK")
-    worker.send(Hello(worker.worker_id, _run_setup_hook(hook) if hook else None))
+    try:
+        worker.send(Hello(worker.worker_id, _run_setup_hook(hook) if hook else None))
+    except OSError:  # the node shut down while this worker was connecting
+        os._exit(0)
     try:
         worker.serve()
     except (EOFError, ConnectionError):

@@ -1,10 +1,14 @@
-"""Process checks shared by the node, its workers and setup. Cheap to import: psutil is only
-loaded to kill, which a cached environment never needs."""
+"""Process checks shared by the node, its workers and setup. Cheap to import, and on Linux
+cheap to use: processes are found and killed through /proc and pidfds; psutil, whose import
+alone costs more than a whole shutdown should, is loaded only elsewhere."""
 
 from __future__ import annotations
 
 import os
+import signal
 import time
+
+_PROC = os.path.isdir("/proc") and hasattr(os, "pidfd_open")
 
 
 def pid_alive(pid: int) -> bool:
@@ -22,28 +26,134 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def end(procs: list, grace: float = 0, wait: float = 5) -> None:
-    """Give psutil processes `grace` seconds to exit by themselves, kill the rest, and wait up
-    to `wait` seconds for them to be gone. A zombie counts as gone: killed processes that are
-    not our children are reaped by init, which in a container may take seconds."""
-    import psutil
+class LinuxProcess:
+    """A process as found in /proc: its pid and start time, so that a pid reused by another
+    process is never killed in its place (what psutil.Process gives, without psutil)."""
 
-    if grace:
-        _, procs = psutil.wait_procs(procs, timeout=grace)
-    for p in procs:
+    __slots__ = ("pid", "_started")
+
+    def __init__(self, pid: int, started: str):
+        self.pid = pid
+        self._started = started
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def _signal(self, sig: int) -> None:
         try:
-            p.kill()
-        except psutil.NoSuchProcess:
+            fd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            return
+        except OSError:  # no pidfd (a kernel before 5.3, or no descriptor left): by pid
+            fd = None
+        try:  # a pidfd names the process that had the pid when opened: is it still ours?
+            if _stat(self.pid)[1] == self._started:
+                if fd is None:
+                    os.kill(self.pid, sig)
+                else:
+                    signal.pidfd_send_signal(fd, sig)
+        except OSError:  # gone meanwhile
             pass
-    deadline = time.monotonic() + wait
-    pending = [p.pid for p in procs]
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+
+def end(procs: list, grace: float = 0, wait: float = 5) -> None:
+    """Give processes (psutil's or LinuxProcess) `grace` seconds to exit by themselves, kill
+    the rest, and wait up to `wait` seconds for them to be gone. A zombie counts as gone:
+    processes that are not our children are reaped by their parent or init, which in a
+    container may take seconds."""
+    if grace:
+        procs = wait_for_exit(procs, grace)
+    for p in procs:
+        if type(p) is LinuxProcess:
+            p.kill()
+        else:
+            import psutil
+
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+    wait_for_exit(procs, wait)
+
+
+def wait_for_exit(procs: list, seconds: float) -> list:
+    """Wait up to `seconds` for the processes (anything with a pid) to end; those that did
+    not."""
+    deadline = time.monotonic() + seconds
+    pending = [p for p in procs if pid_alive(p.pid)]
+    if _PROC and pending:
+        pending = _wait_pidfds(pending, deadline)
     while pending and time.monotonic() < deadline:
         time.sleep(0.005)
-        pending = [pid for pid in pending if pid_alive(pid)]
+        pending = [p for p in pending if pid_alive(p.pid)]
+    return pending
+
+
+def _wait_pidfds(procs: list, deadline: float) -> list:
+    """Wait for the processes' pidfds, which are readable from the instant each one ends
+    (sleeping in steps would add up to a step to every shutdown). What is still running,
+    including any process no pidfd could be opened for."""
+    import select
+
+    poller, fds, rest = select.poll(), {}, []
+    try:
+        for p in procs:
+            try:
+                fd = os.pidfd_open(p.pid)
+            except ProcessLookupError:
+                continue
+            except OSError:  # no pidfd for it (an old kernel, no descriptor left): polled
+                rest.append(p)
+                continue
+            fds[fd] = p
+            poller.register(fd, select.POLLIN)
+        while fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for fd, _ in poller.poll(left * 1000):
+                poller.unregister(fd)
+                os.close(fd)
+                del fds[fd]
+        return rest + list(fds.values())
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def tree(pid: int) -> list:
-    """A process and everything it started (children first), as psutil processes."""
+    """A process and everything it started (children first)."""
+    return trees([pid])
+
+
+def trees(pids: list[int]) -> list:
+    """The processes and everything they started (children first), looked up at once."""
+    if not _PROC:
+        return [p for pid in pids for p in _psutil_tree(pid)]
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: list[LinuxProcess] = []
+    for root in pids:
+        if root not in table:
+            continue
+        below, todo = [], [root]
+        while todo:
+            pid = todo.pop()
+            below.append(pid)
+            todo.extend(children.get(pid, ()))
+        found += [LinuxProcess(pid, table[pid][1]) for pid in reversed(below)]
+    return found
+
+
+def _psutil_tree(pid: int) -> list:
     import psutil
 
     try:
@@ -53,15 +163,34 @@ def tree(pid: int) -> list:
         return []
 
 
+def _stat(pid: int) -> tuple[int, str, str]:
+    """(parent pid, start time, state) from /proc/<pid>/stat; OSError when it is gone."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[1]), fields[19], fields[0]
+
+
+def _process_table() -> dict[int, tuple[int, str, str]]:
+    """Every live process: pid -> (parent pid, start time, state)."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                table[int(entry)] = _stat(int(entry))
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                continue
+    return table
+
+
 def marked(name: str, prefix: str, *, exact: bool = False) -> list:
     """Processes whose environment has `name` set to a value starting with `prefix` (equal to
-    it if `exact`), as psutil processes: a tree's processes that detached from it (a new
-    session, a double fork) still carry the variables they were started with. On Linux /proc
-    is read directly (~1 ms for a hundred processes, against ~9 ms through psutil)."""
-    import psutil
-
+    it if `exact`): a tree's processes that detached from it (a new session, a double fork)
+    still carry the variables they were started with. On Linux /proc is read directly (~1 ms
+    for a hundred processes, against ~9 ms through psutil)."""
     me = os.getpid()
-    if not os.path.isdir("/proc"):
+    if not _PROC:
+        import psutil
+
         found = []
         for p in psutil.process_iter():
             try:
@@ -78,10 +207,13 @@ def marked(name: str, prefix: str, *, exact: bool = False) -> list:
             continue
         try:
             with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle in b"\0" + f.read() and pid_alive(int(entry)):
-                    found.append(psutil.Process(int(entry)))
-        except (OSError, psutil.Error):  # gone, or another user's
+                if needle not in b"\0" + f.read():
+                    continue
+            _, started, state = _stat(int(entry))
+        except (OSError, IndexError, ValueError):  # gone, or another user's
             continue
+        if state != "Z":
+            found.append(LinuxProcess(int(entry), started))
     return found
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 
+import psutil
 import pytest
 
 from auth_index import GatedIndex
@@ -42,7 +43,14 @@ def held_job(tmp_path):
 
 
 def job_processes(job_id: str) -> list:
-    return marked("MINRAY_JOB_SUBMISSION_ID", job_id, exact=True)
+    """The job's processes, as psutil processes (for procs.alive)."""
+    found = []
+    for p in marked("MINRAY_JOB_SUBMISSION_ID", job_id, exact=True):
+        try:
+            found.append(psutil.Process(p.pid))
+        except psutil.NoSuchProcess:
+            pass
+    return found
 
 
 def submitted_id(stderr: str) -> str:

@@ -3,6 +3,7 @@
 A file rather than `-m minray.worker`: the env's interpreter may not have minray installed,
 and wrappers such as `uv run` take a script path. Its folder holds nothing else, so becoming
 sys.path[0] shadows nothing; minray's own paths go after the env's packages.
+Started with MINRAY_FORK_SERVER_FD set, the process is a fork server (minray/forkserver.py).
 """
 
 import os
@@ -13,6 +14,11 @@ for _path in os.environ.pop("MINRAY_WORKER_PATH", "").split(os.pathsep):
     if _path and _path not in sys.path:
         sys.path.append(_path)
 
-from minray.worker import main  # noqa: E402
+if "MINRAY_FORK_SERVER_FD" in os.environ:
+    from minray.forkserver import serve
 
-main()
+    serve()
+else:
+    from minray.worker import main
+
+    main()

@@ -66,12 +66,24 @@ class IOLoop:
         self._thread.start()
 
     # ------------------------------------------------------------------ called under the lock
-    def watch_exit(self, proc: subprocess.Popen, owner: Any) -> None:
-        """Call on_exit(owner) when the process ends (without pidfds: see poll_exits)."""
+    def watch_exit(self, proc: subprocess.Popen, owner: Any,
+                   on_exit: Callable[[Any], None] | None = None) -> None:
+        """Call on_exit(owner) (the node's by default) when the process ends (without pidfds:
+        see poll_exits)."""
         if self.pidfds:
             fd = os.pidfd_open(proc.pid)
             self._exit_fds.add(fd)
-            self._register(fd, _READ, functools.partial(self._exited, owner))
+            self._register(fd, _READ, functools.partial(self._exited, owner,
+                                                        on_exit or self._on_exit))
+
+    def attach(self, sock: socket.socket, on_readable: Callable[[], None]) -> Connection:
+        """Watch a connected socket that speaks no worker protocol (a fork server's): call
+        on_readable() when it has data; `send_bytes` writes to it without blocking."""
+        sock.setblocking(False)
+        conn = Connection(sock)
+        conn.on_event = functools.partial(self._ready_raw, conn, on_readable)
+        self._register(sock, _READ, conn.on_event)
+        return conn
 
     def send(self, conn: Connection, message: Message) -> None:
         if conn.sock is None:
@@ -79,6 +91,15 @@ class IOLoop:
         queued = bool(conn.outbuf)
         conn.outbuf.extend(frame(message))
         if not queued:  # nothing ahead of it: write now, keep the rest for when writable
+            self._flush(conn)
+
+    def send_bytes(self, conn: Connection, data: bytes) -> None:
+        """`send` for an attached socket: the bytes as they are."""
+        if conn.sock is None:
+            return
+        queued = bool(conn.outbuf)
+        conn.outbuf.append(data)
+        if not queued:
             self._flush(conn)
 
     def close(self, conn: Connection) -> None:
@@ -171,6 +192,12 @@ class IOLoop:
         if mask & _READ and conn.sock is not None:
             self._read(conn)
 
+    def _ready_raw(self, conn: Connection, on_readable: Callable[[], None], key, mask) -> None:
+        if mask & _WRITE:
+            self._flush(conn)
+        if mask & _READ and conn.sock is not None:
+            on_readable()
+
     def _read(self, conn: Connection) -> None:
         for _ in range(256):  # then let other workers have a turn
             try:
@@ -190,11 +217,11 @@ class IOLoop:
             if conn.sock is None:
                 return
 
-    def _exited(self, owner: Any, key, mask) -> None:
+    def _exited(self, owner: Any, on_exit: Callable[[Any], None], key, mask) -> None:
         self._unregister(key.fileobj)
         self._exit_fds.discard(key.fileobj)
         os.close(key.fileobj)
-        self._on_exit(owner)
+        on_exit(owner)
 
     def _flush(self, conn: Connection) -> None:
         out = conn.outbuf

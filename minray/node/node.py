@@ -8,12 +8,14 @@ worker, a worker that connected or exited, an env that became ready or failed.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import runtime_env as renv
 from minray import core, handles
@@ -22,13 +24,15 @@ from minray.node import session, shm
 from minray.node.actors import Actors
 from minray.node.cancel import Cancels
 from minray.node.envs import Envs
+from minray.node.forkservers import JobServer
 from minray.node.ids import new_id, number
 from minray.node.io_loop import Connection, IOLoop
+from minray.node.launch import BOOT_SCRIPT, launch_vars
 from minray.node.placement import PlacementGroups
 from minray.node.scheduler import Scheduler
 from minray.node.state import EnvState, Request, Worker, WorkerState
 from minray.node.store import ObjectStore
-from minray.node.workers import BOOT_SCRIPT, WorkerPool, launch_vars, out_of_resources
+from minray.node.workers import WorkerPool, out_of_resources
 from minray.protocol import (
     Cancel,
     CancelTask,
@@ -50,7 +54,7 @@ from minray.protocol import (
     Yield,
 )
 from minray.task import ACTOR, CALL, Result, TaskSpec
-from minray.values import Data
+from minray.values import FOLDER_VAR, Data
 from runtime_env import processes
 
 
@@ -60,44 +64,52 @@ class Node(core.Core):
 
     def __init__(self, *, num_cpus: int, job_env: renv.RuntimeEnv, job_id: str,
                  namespace: str, resource_totals: dict[str, float] | None = None,
-                 cache: renv.Cache | None = None):
+                 cache: renv.Cache | None = None, session_dir: Path | None = None,
+                 socket_path: str | None = None, job_server: JobServer | None = None):
         self.num_cpus = num_cpus
         self._resource_totals = resource_totals or {}
         self.node_id = uuid.uuid4().hex + os.urandom(12).hex()  # 56 hex digits, as Ray's
         self.job_id = job_id
         self.namespace = namespace
-        self.session_dir = session.new_session_dir()
+        self.session_dir = session_dir or session.new_session_dir()
         self.setup_log = session.new_log(
             str(self.session_dir / "logs" / f"runtime_env_setup-{job_id}.log"))
-        self._socket = session.socket_path(self.session_dir)
+        self._socket = socket_path or session.socket_path(self.session_dir)
         self._lock = threading.RLock()
         self._closed = False
         self._first_id = number(new_id())  # every id of this session is at least this
         self.objects = shm.ObjectFolder(self.session_dir.name)
         self.object_dir = str(self.objects.path)
         self.store = ObjectStore(wake=lambda: self.io.wake(), release=self.objects.release)
-        self.io = IOLoop(self._lock, self._socket, on_hello=self._on_hello,
-                         on_message=self._on_message, on_exit=self._on_exit,
-                         on_refused=self._on_refused, on_tick=self._on_tick)
-        self.pool = WorkerPool(self.io, self.store, cwd=os.getcwd(),
-                               launch_vars=launch_vars(self._socket, str(self.session_dir), job_id,
-                                                       num_cpus, namespace,
-                                                       self.node_id, self._resource_totals,
-                                                       self.object_dir))
-        self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self._fail_env,
-                                   totals=self._resource_totals)
-        self.actors = Actors(self.pool, self.store, self.scheduler, fail_env=self._fail_env)
-        self.groups = PlacementGroups(self.store, self.scheduler, self.pool, self.actors,
-                                      self._resource_totals)
-        self.scheduler.placement = self.groups
-        self.store.release_handles = self.actors.unpin_handles
-        handles.track(self.actors.handle_events, self.io.wake)
-        self.pending: dict[str, TaskSpec] = {}  # tasks waiting for their arguments
-        self.cancels = Cancels(self.session_dir, self.pool, self.scheduler, self.actors,
-                               self.store, pending=self.pending, fail_pending=self._fail_pending)
-        self.envs = Envs(self._lock, self.setup_log, cache, on_ready=self._env_ready,
-                         on_failed=self._fail_env)
+        # The I/O thread starts with the loop: it waits for the lock until every part exists
         with self._lock:
+            self.io = IOLoop(self._lock, self._socket, on_hello=self._on_hello,
+                             on_message=self._on_message, on_exit=self._on_exit,
+                             on_refused=self._on_refused, on_tick=self._on_tick)
+            self.pool = WorkerPool(self.io, self.store, cwd=os.getcwd(),
+                                   launch_vars=launch_vars(
+                                       self._socket, job_id, num_cpus, MINRAY_NAMESPACE=namespace,
+                                       MINRAY_SESSION_DIR=str(self.session_dir),
+                                       MINRAY_NODE_ID=self.node_id,
+                                       MINRAY_RESOURCES=json.dumps(self._resource_totals),
+                                       **{FOLDER_VAR: self.object_dir}),
+                                   on_exit=self._on_exit)
+            if job_server is not None:  # init's prestarted worker will come from it
+                self.pool.forkservers.adopt(job_server)
+            self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self._fail_env,
+                                       totals=self._resource_totals)
+            self.actors = Actors(self.pool, self.store, self.scheduler, fail_env=self._fail_env)
+            self.groups = PlacementGroups(self.store, self.scheduler, self.pool, self.actors,
+                                          self._resource_totals)
+            self.scheduler.placement = self.groups
+            self.store.release_handles = self.actors.unpin_handles
+            handles.track(self.actors.handle_events, self.io.wake)
+            self.pending: dict[str, TaskSpec] = {}  # tasks waiting for their arguments
+            self.cancels = Cancels(self.session_dir, self.pool, self.scheduler, self.actors,
+                                   self.store, pending=self.pending,
+                                   fail_pending=self._fail_pending)
+            self.envs = Envs(self._lock, self.setup_log, cache, on_ready=self._env_ready,
+                             on_failed=self._fail_env)
             self.job_env = self.envs.get(job_env, prepare=False)
             if job_env.config()["eager_install"]:  # as Ray: build the job env at init
                 self.envs.get(job_env)
@@ -509,9 +521,11 @@ class Node(core.Core):
         """Stop every worker and everything they started; leave no process behind.
 
         Connected workers exit by themselves once their socket closes (flushing their output);
-        one that has not connected yet cannot hear that and is killed at once. Then whatever
-        their tasks started is killed, found by tree and, for processes that detached, by the
-        node's socket path that every worker's environment carries."""
+        one that has not connected yet cannot hear that and is killed at once. Fork servers
+        reap their children as they end, then exit. Then whatever the tasks started is killed,
+        found by tree and, for processes that detached, by the node's socket path that every
+        worker's environment carries (a forked worker's /proc environ is its server's, which
+        carries it too)."""
         with self._lock:
             if self._closed:
                 return
@@ -524,9 +538,11 @@ class Node(core.Core):
                 self.io.close(worker.conn)  # the worker sees EOF and exits
             self.io.stop()
         self.io.join_and_close(2)
+        self.pool.forkservers.stop()  # they fork nothing more and reap what the pool ends
         roots = {w.proc.pid for w in connected}
         processes.end([p for p in descendants if p.pid not in roots], wait=0)
         processes.end([p for p in descendants if p.pid in roots], grace=1.0, wait=3)
+        self.pool.forkservers.close(wait=3)  # gone: the sweep below sees every last fork
         processes.end(processes.marked("MINRAY_NODE_SOCKET", self._socket), wait=3)
         for worker in workers:
             worker.proc.poll()

@@ -28,8 +28,9 @@ def minray_root() -> Path:
     return root
 
 
-def new_session_dir() -> Path:
-    """A new session folder with a logs/ folder; prunes old ones."""
+def new_session_dir(prune: bool = True) -> Path:
+    """A new session folder with a logs/ folder; prunes old ones (or leaves that to a later
+    `prune_old_sessions`: the node spawns the job's fork server in between)."""
     root = minray_root()
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     session = Path(tempfile.mkdtemp(prefix=f"session_{stamp}_{os.getpid()}_", dir=root))
@@ -39,8 +40,13 @@ def new_session_dir() -> Path:
     tmp_link.unlink(missing_ok=True)
     tmp_link.symlink_to(session.name)
     os.replace(tmp_link, latest)
-    _prune(root)
+    if prune:
+        _prune(root)
     return session
+
+
+def prune_old_sessions() -> None:
+    _prune(minray_root())
 
 
 def new_log(path: str) -> str:
@@ -52,12 +58,14 @@ def new_log(path: str) -> str:
 def _prune(root: Path) -> None:
     """Remove sessions beyond the newest KEEP_SESSIONS that are over a day old and whose
     driver is gone."""
-    by_age = sorted(root.glob("session_2*"), key=_mtime)[:-KEEP_SESSIONS]
+    by_age = sorted((_mtime(f), f) for f in root.glob("session_2*"))[:-KEEP_SESSIONS]
     day_ago = time.time() - KEEP_SECONDS
-    for folder in by_age:
+    for mtime, folder in by_age:
+        if mtime >= day_ago:  # checked first: with many young sessions, no pid is looked up
+            break
         parts = folder.name.split("_", 4)  # session, date, time, pid, random (may hold "_")
         live = len(parts) == 5 and parts[3].isdigit() and processes.pid_alive(int(parts[3]))
-        if not live and _mtime(folder) < day_ago:
+        if not live:
             shutil.rmtree(folder, ignore_errors=True)
 
 

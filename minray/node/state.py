@@ -16,6 +16,7 @@ from minray import exceptions as exc
 from minray.task import TaskSpec
 
 if TYPE_CHECKING:
+    from minray.node.forkservers import ForkedProcess
     from minray.node.io_loop import Connection
     from minray.node.ledger import Holding
 
@@ -62,7 +63,7 @@ class Worker:
     __slots__ = ("id", "env", "proc", "actor", "conn", "state", "task", "cpus", "ledger",
                  "holding", "known_funcs", "requests", "start_error", "refused")
 
-    def __init__(self, id: str, env: EnvState, proc: subprocess.Popen,
+    def __init__(self, id: str, env: EnvState, proc: subprocess.Popen | ForkedProcess | None,
                  actor: Actor | None = None):
         self.id = id
         self.env = env
@@ -79,7 +80,7 @@ class Worker:
         self.known_funcs: set[str] = set()  # functions it has been sent
         self.requests: dict[int, Request] = {}  # its task's get/wait calls
         self.start_error: str | None = None  # why it could not connect, when the node knows
-        self.refused = False  # the node refused its connection (out of descriptors)
+        self.refused = False  # it failed for want of descriptors or processes, not its env's
 
     @property
     def alive(self) -> bool:

@@ -7,28 +7,23 @@ has been sent, so a function's bytes cross the socket once per process.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import resource
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
-import cloudpickle
-
+from minray.node.forkservers import ForkedProcess, ForkServers
 from minray.node.ids import new_id
 from minray.node.io_loop import IOLoop
+from minray.node.launch import BOOT_SCRIPT
 from minray.node.state import Actor, EnvState, Worker, WorkerState
 from minray.node.store import ObjectStore
 from minray.protocol import Exit, Message, Run
 from minray.task import TaskSpec
-from minray.values import FOLDER_VAR
 from runtime_env import processes
 
-BOOT_SCRIPT = str(Path(__file__).parent.parent / "_boot" / "minray_worker.py")
 
 class WorkerStartError(Exception):
     """A worker could not be started. `env_broken` when the env is at fault (its interpreter
@@ -53,7 +48,7 @@ def out_of_resources(error: OSError) -> str | None:
 
 class WorkerPool:
     def __init__(self, io: IOLoop, store: ObjectStore, *, launch_vars: dict[str, str],
-                 cwd: str):
+                 cwd: str, on_exit: Callable[[Worker], None]):
         self.io = io
         self.store = store
         self.workers: dict[str, Worker] = {}
@@ -61,6 +56,8 @@ class WorkerPool:
         self.functions: dict[str, bytes] = {}  # every function and class, by content hash
         self._launch_vars = launch_vars  # what every worker is told: socket, driver, job
         self._cwd = cwd
+        self._on_exit = on_exit
+        self.forkservers = ForkServers(io, BOOT_SCRIPT, self._forked_exit)
 
     def __iter__(self) -> Iterator[Worker]:
         return iter(self.workers.values())
@@ -77,16 +74,26 @@ class WorkerPool:
         return idle, starting
 
     def start(self, env: EnvState, actor: Actor | None = None) -> Worker:
-        """Start a worker process in a ready env; raises WorkerStartError."""
-        wid = f"w{new_id()}"
+        """Start a worker process in a ready env, forked from its fork server when that gives
+        the same process an exec would; raises WorkerStartError."""
+        worker = Worker(f"w{new_id()}", env, None, actor=actor)
         launch = env.launch
         process_env = launch.process_env()
-        process_env.update(self._launch_vars, MINRAY_WORKER_ID=wid,
+        process_env.update(self._launch_vars, MINRAY_WORKER_ID=worker.id,
                            MINRAY_RUNTIME_ENV=env.spec.serialize(),
                            MINRAY_ACTOR_RESTARTS=str(actor.restarts if actor else 0))
-        argv = [*launch.py_executable, BOOT_SCRIPT]
+        cwd = launch.cwd or self._cwd
+        worker.proc = (self.forkservers.fork(worker, launch.py_executable, process_env, cwd)
+                       or self._exec(worker, [*launch.py_executable, BOOT_SCRIPT], process_env,
+                                     cwd))
+        self.workers[worker.id] = worker
+        self.starting[worker] = time.monotonic() + register_timeout()
+        return worker
+
+    def _exec(self, worker: Worker, argv: list[str], process_env: dict[str, str],
+              cwd: str) -> subprocess.Popen:
         try:
-            proc = subprocess.Popen(argv, env=process_env, cwd=launch.cwd or self._cwd,
+            proc = subprocess.Popen(argv, env=process_env, cwd=cwd,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as e:
             lack = out_of_resources(e)
@@ -95,16 +102,30 @@ class WorkerPool:
         except (ValueError, TypeError) as e:  # an argument or variable the OS cannot take
             raise WorkerStartError(f"cannot start a worker with {argv!r}: {e}",
                                    env_broken=True) from None
-        worker = Worker(wid, env, proc, actor=actor)
         try:
             self.io.watch_exit(proc, worker)
         except OSError as e:  # no file descriptor left to watch it with
             proc.kill()
             proc.wait()
             raise WorkerStartError(out_of_resources(e) or str(e), env_broken=False) from None
-        self.workers[wid] = worker
-        self.starting[worker] = time.monotonic() + register_timeout()
-        return worker
+        return proc
+
+    def _forked_exit(self, worker: Worker) -> None:
+        """A forked worker ended, or its server could not fork it: say why in the latter case,
+        as a failed exec would."""
+        proc = worker.proc
+        if proc.pid is None and worker.start_error is None:
+            if proc.error is not None:
+                worker.start_error = out_of_resources(proc.error) or (
+                    f"cannot fork a worker: {proc.error.strerror}")
+                worker.refused = True  # the machine's doing, not the env's
+            else:
+                worker.start_error = (
+                    f"its fork server exited "
+                    f"({exit_description(proc.server.proc.returncode)}) before forking it; "
+                    f"command: {' '.join(worker.env.launch.py_executable)} {BOOT_SCRIPT}; its "
+                    f"output is above in the driver's stderr")
+        self._on_exit(worker)
 
     def connected(self, wid: str) -> Worker | None:
         """The starting worker that just said hello, or None for a stranger or a late one."""
@@ -136,7 +157,7 @@ class WorkerPool:
 
     def kill(self, worker: Worker) -> None:
         worker.state = WorkerState.LEAVING
-        processes.kill_tree(worker.proc.pid, wait=0)
+        _kill_tree(worker.proc)
 
     def exited(self, worker: Worker) -> str:
         """Forget a worker whose process ended; how it ended, in words."""
@@ -164,7 +185,10 @@ class WorkerPool:
                     f"the worker did not connect to the node within {register_timeout():g} s "
                     f"(MINRAY_WORKER_REGISTER_TIMEOUT_SECONDS); its command: "
                     f"{' '.join(worker.env.launch.py_executable)} {BOOT_SCRIPT}")
-                processes.kill_tree(worker.proc.pid, wait=0)
+                if worker.proc.pid is None:  # its fork server has not forked it: it is stuck
+                    worker.proc.server.kill()
+                else:
+                    processes.kill_tree(worker.proc.pid, wait=0)
             elif soonest is None or deadline - now < soonest:
                 soonest = deadline - now
         return soonest
@@ -174,7 +198,15 @@ class WorkerPool:
         return [w for w in list(self.workers.values()) if w.proc.poll() is not None]
 
     def all_processes(self) -> list:
-        return [p for w in self.workers.values() for p in processes.tree(w.proc.pid)]
+        return processes.trees([w.proc.pid for w in self.workers.values()
+                                if w.proc.pid is not None])
+
+
+def _kill_tree(proc: subprocess.Popen | ForkedProcess) -> None:
+    if proc.pid is None:  # a fork not made yet: it is killed when it is
+        proc.kill()
+    else:
+        processes.kill_tree(proc.pid, wait=0)
 
 
 REGISTER_TIMEOUT_VARS = ("MINRAY_WORKER_REGISTER_TIMEOUT_SECONDS",
@@ -198,37 +230,3 @@ def exit_description(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
-
-
-def launch_vars(socket_path: str, session_dir: str, job_id: str, num_cpus: int,
-                namespace: str, node_id: str, resource_totals: dict[str, float],
-                object_dir: str) -> dict[str, str]:
-    """What every worker of this node is told, besides its env's own variables."""
-    return {
-        FOLDER_VAR: object_dir,
-        "MINRAY_SESSION_DIR": session_dir,
-        "MINRAY_NODE_ID": node_id,
-        "MINRAY_RESOURCES": json.dumps(resource_totals),
-        "MINRAY_NODE_SOCKET": socket_path,
-        "MINRAY_DRIVER_PID": str(os.getpid()),
-        "MINRAY_JOB_ID": job_id,
-        "MINRAY_NAMESPACE": namespace,
-        "MINRAY_NUM_CPUS": str(num_cpus),
-        "MINRAY_WORKER_PATH": os.pathsep.join(_worker_import_paths()),
-        "MINRAY_DRIVER_SYS_PATH": os.pathsep.join(_driver_code_paths()),
-    }
-
-
-def _worker_import_paths() -> list[str]:
-    """Where minray and its worker-side dependencies live, appended to a worker's sys.path so
-    they import in any env (a venv, a conda prefix) after the env's own packages."""
-    paths = [str(Path(__file__).resolve().parent.parent.parent),
-             str(Path(cloudpickle.__file__).resolve().parent.parent)]
-    return list(dict.fromkeys(paths))
-
-
-def _driver_code_paths() -> list[str]:
-    """The driver's script directory and cwd, as Ray adds them, so functions defined in the
-    driver's own modules import in workers."""
-    paths = [sys.path[0] if sys.path and sys.path[0] else os.getcwd(), os.getcwd()]
-    return list(dict.fromkeys(os.path.abspath(p) for p in paths))
