@@ -45,15 +45,19 @@ def probe(module: str):
     return os.getpid(), mod.X
 
 
+class _Actor:
+    def m(self):
+        return None
+
+
+def _noop_and_actor(ray):
+    """The no-op task and the one-method actor class that the start-up rows time."""
+    return ray.remote(lambda: None), ray.remote(_Actor)
+
+
 def core(ray, init) -> None:
     """Init, first task, many tasks, actor calls, a new env_vars env: one init for all."""
-    noop = ray.remote(lambda: None)
-
-    class Actor:
-        def m(self):
-            return None
-
-    actor_cls = ray.remote(Actor)
+    noop, actor_cls = _noop_and_actor(ray)
     t = now()
     ray.init(**init)
     emit(init=now() - t)
@@ -155,13 +159,7 @@ def workers(ray, init) -> None:
     """Worker start-up in a fresh driver: init to the first result, a new actor, a new
     env_vars-only env, N new actors at once (N = 1..16), and shutdown with all of them alive
     and one more still starting."""
-    noop = ray.remote(lambda: None)
-
-    class Actor:
-        def m(self):
-            return None
-
-    actor_cls = ray.remote(Actor)
+    noop, actor_cls = _noop_and_actor(ray)
     t = now()
     ray.init(**init)
     ray.get(noop.remote())

@@ -20,10 +20,10 @@ def stream(task: TaskSpec, values, send: Send) -> list[Result]:
     count = 0
     try:
         for value in values:
-            send(Yield(item_id(task.task_id, count), (True, dumps(value))))
+            _send_value(task, count, value, send)
             count += 1
     except Exception as e:  # noqa: BLE001 - the caller meets it where it happened
-        send(Yield(item_id(task.task_id, count), dump_error(task_error(task.name, e))))
+        _send_error(task, count, e, send)
         count += 1
     return _end(task, count)
 
@@ -33,12 +33,20 @@ async def stream_async(task: TaskSpec, values, send: Send) -> list[Result]:
     count = 0
     try:
         async for value in values:
-            send(Yield(item_id(task.task_id, count), (True, dumps(value))))
+            _send_value(task, count, value, send)
             count += 1
     except Exception as e:  # noqa: BLE001 - the caller meets it where it happened
-        send(Yield(item_id(task.task_id, count), dump_error(task_error(task.name, e))))
+        _send_error(task, count, e, send)
         count += 1
     return _end(task, count)
+
+
+def _send_value(task: TaskSpec, index: int, value, send: Send) -> None:
+    send(Yield(item_id(task.task_id, index), (True, dumps(value))))
+
+
+def _send_error(task: TaskSpec, index: int, error: Exception, send: Send) -> None:
+    send(Yield(item_id(task.task_id, index), dump_error(task_error(task.name, error))))
 
 
 def _end(task: TaskSpec, count: int) -> list[Result]:
