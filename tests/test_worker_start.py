@@ -127,8 +127,17 @@ def test_a_fork_server_that_dies_takes_its_workers_and_the_node_goes_on(ray):
 
 
 def _new_processes(before: set[int]) -> list[psutil.Process]:
-    """This process's descendants that were not there before (other tests' may be)."""
-    return [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    """This process's worker and fork-server processes that were not there before (other
+    tests' may be; so may an earlier session's shared-memory reaper, a shell with a `sleep`
+    that is no worker)."""
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.pid not in before and any("minray_worker.py" in a for a in p.cmdline()):
+                found.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return found
 
 
 def _processes_now() -> set[int]:
