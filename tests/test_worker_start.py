@@ -147,11 +147,13 @@ def _processes_now() -> set[int]:
 def test_shutdown_leaves_no_server_no_worker_and_no_zombie(tmp_path):
     before = _processes_now()
     minray.init(num_cpus=2)
-    _facts()
-    _facts({"env_vars": {"PYTHONHASHSEED": "7"}})  # a second server
-    Probe.remote()  # still being forked when shutdown begins
+    held = [Probe.remote(), Probe.options(runtime_env={"env_vars": {"PYTHONHASHSEED": "7"}})
+            .remote()]  # the second needs a server of its own; handles held keep both alive
+    parents = {f["ppid"] for f in minray.get([p.facts.remote() for p in held], timeout=60)}
+    held.append(Probe.remote())  # still being forked when shutdown begins
     procs = _new_processes(before)
-    assert len({p.ppid() for p in procs} - {os.getpid()}) >= 2  # two servers, each a parent
+    assert len(parents - {os.getpid()}) == 2  # two servers, each a parent
+    assert parents <= {p.pid for p in procs}
     minray.shutdown()
     for p in procs:  # is_running() is True for a zombie: every process was reaped
         assert not p.is_running(), p
