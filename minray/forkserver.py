@@ -107,7 +107,7 @@ def serve() -> None:
     """The server's loop: fork on request, report exits, reap when told; never returns."""
     import socket  # here: the node imports this module for its messages, before socket
 
-    import minray.worker  # noqa: F401 - everything a worker imports, once for all children
+    import minray.worker_start  # noqa: F401 - everything a worker imports, once for all children
 
     gc.freeze()  # children's collections leave these objects, and so their pages, shared
     server = _Server(socket.socket(fileno=int(os.environ.pop(FD_VAR))))
@@ -233,7 +233,7 @@ def _become_worker(msg: Fork, inherited: list[int]) -> None:
         print(f"minray: a forked worker could not start in {msg.cwd!r}: {e}", file=sys.stderr,
               flush=True)
         os._exit(1)
-    from minray.worker import main
+    from minray.worker_start import main
 
     try:
         main()  # ends the process

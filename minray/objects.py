@@ -82,13 +82,15 @@ class ObjectRef:
         return core.current().job_id
 
     def __await__(self):
-        return _awaited(self.id).__await__()
+        return _awaited(self).__await__()
 
 
-async def _awaited(object_id: str):
+async def _awaited(ref: ObjectRef):
     """`await ref`: the loop waits on a future the core settles when the value exists, so any
     number of awaits cost no thread each, and a cancelled await (`asyncio.wait_for`) stops
-    watching."""
+    watching. Holds the ref while it waits: in `await f.remote()` nothing else does, and a
+    ref that dies frees its value, which would then never be seen."""
+    object_id = ref.id
     import asyncio  # on use: it costs workers ~10 ms at start
 
     loop = asyncio.get_running_loop()

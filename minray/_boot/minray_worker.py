@@ -19,6 +19,6 @@ if "MINRAY_FORK_SERVER_FD" in os.environ:
 
     serve()
 else:
-    from minray.worker import main
+    from minray.worker_start import main
 
     main()

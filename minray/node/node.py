@@ -26,33 +26,15 @@ from minray.node.cancel import Cancels
 from minray.node.envs import Envs
 from minray.node.forkservers import JobServer
 from minray.node.ids import new_id, number
-from minray.node.io_loop import Connection, IOLoop
-from minray.node.launch import BOOT_SCRIPT, launch_vars
+from minray.node.io_loop import IOLoop
+from minray.node.launch import launch_vars
 from minray.node.placement import PlacementGroups
 from minray.node.scheduler import Scheduler
-from minray.node.state import EnvState, Request, Worker, WorkerState
+from minray.node.state import EnvState, Worker
 from minray.node.store import ObjectStore
-from minray.node.workers import WorkerPool, out_of_resources
-from minray.protocol import (
-    Cancel,
-    CancelTask,
-    CreateNamed,
-    Done,
-    Exiting,
-    Get,
-    Handles,
-    Hello,
-    KillActor,
-    LookupActor,
-    Message,
-    PlacementCall,
-    Put,
-    Query,
-    Reply,
-    Submit,
-    Wait,
-    Yield,
-)
+from minray.node.worker_lives import WorkerLives
+from minray.node.worker_messages import WorkerMessages
+from minray.node.workers import WorkerPool
 from minray.task import ACTOR, CALL, Result, TaskSpec
 from minray.values import FOLDER_VAR, Data
 from runtime_env import processes
@@ -81,11 +63,13 @@ class Node(core.Core):
         self.objects = shm.ObjectFolder(self.session_dir.name)
         self.object_dir = str(self.objects.path)
         self.store = ObjectStore(wake=lambda: self.io.wake(), release=self.objects.release)
+        self._messages = WorkerMessages(self)
+        self._lives = WorkerLives(self)
         # The I/O thread starts with the loop: it waits for the lock until every part exists
         with self._lock:
-            self.io = IOLoop(self._lock, self._socket, on_hello=self._on_hello,
-                             on_message=self._on_message, on_exit=self._on_exit,
-                             on_refused=self._on_refused, on_tick=self._on_tick)
+            self.io = IOLoop(self._lock, self._socket, on_hello=self._lives.connected,
+                             on_message=self._messages.handle, on_exit=self._lives.exited,
+                             on_refused=self._lives.refused, on_tick=self._on_tick)
             self.pool = WorkerPool(self.io, self.store, cwd=os.getcwd(),
                                    launch_vars=launch_vars(
                                        self._socket, job_id, num_cpus, MINRAY_NAMESPACE=namespace,
@@ -93,12 +77,12 @@ class Node(core.Core):
                                        MINRAY_NODE_ID=self.node_id,
                                        MINRAY_RESOURCES=json.dumps(self._resource_totals),
                                        **{FOLDER_VAR: self.object_dir}),
-                                   on_exit=self._on_exit)
+                                   on_exit=self._lives.exited)
             if job_server is not None:  # init's prestarted worker will come from it
                 self.pool.forkservers.adopt(job_server)
-            self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self._fail_env,
+            self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self.fail_env,
                                        totals=self._resource_totals)
-            self.actors = Actors(self.pool, self.store, self.scheduler, fail_env=self._fail_env)
+            self.actors = Actors(self.pool, self.store, self.scheduler, fail_env=self.fail_env)
             self.groups = PlacementGroups(self.store, self.scheduler, self.pool, self.actors,
                                           self._resource_totals)
             self.scheduler.placement = self.groups
@@ -109,7 +93,7 @@ class Node(core.Core):
                                    self.store, pending=self.pending,
                                    fail_pending=self._fail_pending)
             self.envs = Envs(self._lock, self.setup_log, cache, on_ready=self._env_ready,
-                             on_failed=self._fail_env)
+                             on_failed=self.fail_env)
             self.job_env = self.envs.get(job_env, prepare=False)
             if job_env.config()["eager_install"]:  # as Ray: build the job env at init
                 self.envs.get(job_env)
@@ -124,15 +108,15 @@ class Node(core.Core):
 
     def submit(self, spec: TaskSpec) -> None:
         with self._lock:
-            self._submit(spec, self.job_env)
+            self.submit_from(spec, self.job_env)
 
     def submit_named(self, spec: TaskSpec) -> str:
         with self._lock:
-            return self._submit_named(spec, self.job_env, None)
+            return self.submit_named_from(spec, self.job_env, None)
 
     def get_actor(self, name: str, namespace: str):
         with self._lock:
-            return self._lookup(name, namespace)
+            return self.lookup(name, namespace)
 
     def put(self, object_id: str, data: Data, for_task: bool = False) -> None:
         with self._lock:
@@ -166,7 +150,7 @@ class Node(core.Core):
     def cancel(self, object_id: str, force: bool, recursive: bool) -> None:
         with self._lock:
             self.cancels.cancel(object_id, force=force, recursive=recursive)
-            self._schedule()
+            self.schedule()
 
     def watch(self, object_id: str, on_result: Callable[[Result], None]) -> Callable[[], None]:
         with self._lock:
@@ -183,12 +167,12 @@ class Node(core.Core):
     def kill_actor(self, actor_id: str, no_restart: bool) -> None:
         with self._lock:
             self.actors.kill(actor_id, no_restart)
-            self._schedule()
+            self.schedule()
 
     def placement_call(self, request):
         with self._lock:
             answer = self.groups.handle(request)
-            self._schedule()  # a group created may be placed now; one removed frees CPUs
+            self.schedule()  # a group created may be placed now; one removed frees CPUs
             return answer
 
     @property
@@ -211,7 +195,7 @@ class Node(core.Core):
                     f"down; its value is gone (objects do not outlive shutdown())")
 
     # ------------------------------------------------------------------ submission
-    def _submit_named(self, spec: TaskSpec, parent: EnvState, owner: Worker | None) -> str:
+    def submit_named_from(self, spec: TaskSpec, parent: EnvState, owner: Worker | None) -> str:
         """Create a named actor unless the name is taken: then the holder's id, for
         get_if_exists, or ValueError."""
         if spec.func_bytes is not None:  # the sender counts it as sent, whatever happens
@@ -219,7 +203,7 @@ class Node(core.Core):
         creation = spec.actor
         existing = self.actors.named(creation.namespace, creation.name)
         if existing is None:
-            self._submit(spec, parent, owner)
+            self.submit_from(spec, parent, owner)
             return spec.actor_id
         if creation.get_if_exists:
             if owner is not None:  # it will hold a handle: count it now, as for a lookup
@@ -229,7 +213,7 @@ class Node(core.Core):
                          f"{creation.namespace!r}; pass get_if_exists=True to get it, or "
                          f"minray.get_actor({creation.name!r})")
 
-    def _lookup(self, name: str, namespace: str, worker: Worker | None = None):
+    def lookup(self, name: str, namespace: str, worker: Worker | None = None):
         """A named actor's id and class; a worker that asks will hold a handle to it from
         now on (it reports when it stops)."""
         actor = self.actors.named(namespace, name)
@@ -239,7 +223,7 @@ class Node(core.Core):
             actor.holders.add(worker.id)
         return actor.id, actor.spec.actor.class_meta
 
-    def _submit(self, spec: TaskSpec, parent: EnvState, owner: Worker | None = None) -> None:
+    def submit_from(self, spec: TaskSpec, parent: EnvState, owner: Worker | None = None) -> None:
         if self._closed:
             raise exc.RayError("minray has been shut down; call minray.init() again")
         problem = None if spec.placement is None else self.groups.problem(spec)
@@ -281,7 +265,7 @@ class Node(core.Core):
     def _fail_pending(self, spec: TaskSpec, error: BaseException) -> None:
         self.store.fail(spec, error)
 
-    def _schedule(self) -> None:
+    def schedule(self) -> None:
         """Start what waits for resources: actors first (they hold theirs for life), then
         queued tasks."""
         if self.actors.waiting:
@@ -294,7 +278,7 @@ class Node(core.Core):
             self.store.complete(spec, [failed] * len(spec.return_ids))
             return
         self.scheduler.enqueue(spec, env)
-        self._schedule()
+        self.schedule()
 
     # ------------------------------------------------------------------ envs
     def _env_ready(self, env: EnvState) -> None:
@@ -303,179 +287,17 @@ class Node(core.Core):
             try:  # prestart one, as Ray does: the first task is quick
                 self.pool.start(env)
             except exc.RuntimeEnvSetupError as e:
-                self._fail_env(env, e)
+                self.fail_env(env, e)
                 return
-        self._schedule()
+        self.schedule()
 
-    def _fail_env(self, env: EnvState, error: exc.RuntimeEnvSetupError) -> None:
+    def fail_env(self, env: EnvState, error: exc.RuntimeEnvSetupError) -> None:
         """The env cannot start workers: fail its queued tasks and unstarted actors, and
         remember for a while."""
         self.envs.failed(env, error)
         for task in self.scheduler.drop(env):
             self.store.fail(task, env.error)
         self.actors.env_failed(env)
-
-    # ------------------------------------------------------------------ from workers
-    def _on_hello(self, conn: Connection, hello: Hello) -> Worker | None:
-        worker = self.pool.connected(hello.worker_id)
-        if worker is None:
-            return None
-        worker.conn = conn
-        if hello.setup_error is not None:  # its worker_process_setup_hook raised
-            self.pool.retire(worker)
-            self._fail_env(worker.env, exc.RuntimeEnvSetupError(
-                f"runtime_env field 'worker_process_setup_hook' failed in a new worker:\n"
-                f"{hello.setup_error}"))
-            return worker
-        worker.env.connected = True
-        if worker.actor is not None:
-            self.actors.connected(worker)
-        else:
-            worker.state = WorkerState.IDLE
-            self._schedule()
-        return worker
-
-    def _on_message(self, worker: Worker, msg: Message) -> None:
-        match msg:
-            case Done(task_id=task_id, results=results):
-                self._on_done(worker, task_id, results)
-            case Submit(task=task):
-                self.store.keep(task.return_ids)  # the worker holds refs the node cannot count
-                try:
-                    self._submit(task, worker.env, worker)
-                except Exception as e:  # noqa: BLE001 - the submitter learns it from get()
-                    self.store.fail(task, exc.RayError(f"cannot submit: {e}"))
-            case CreateNamed(task=task, req_id=req_id):
-                try:
-                    answer = (self._submit_named(task, worker.env, worker), None)
-                except Exception as e:  # noqa: BLE001 - the creator raises it
-                    answer = (None, str(e))
-                self.pool.send(worker, Reply(req_id, answer))
-            case LookupActor(req_id=req_id, name=name, namespace=namespace):
-                self.pool.send(worker, Reply(req_id, self._lookup(name, namespace, worker)))
-            case Handles(gained=gained, lost=lost, escaped=escaped):
-                self.actors.handles_changed(worker, gained, lost, escaped)
-            case Query(req_id=req_id, what="resources"):
-                self.pool.send(worker, Reply(req_id, self.resources()))
-            case Exiting(reason=reason):
-                if worker.actor is not None:
-                    self.actors.exiting(worker, reason)
-            case Put(object_id=object_id, data=data, for_task=for_task):
-                self.store.store(object_id, (True, data))
-                if not for_task:
-                    self.store.keep([object_id])
-            case Yield(object_id=object_id, result=result):
-                self.store.store(object_id, result)
-            case Get() | Wait():
-                self._on_request(worker, msg)
-            case Cancel(req_id=req_id):
-                self._on_cancel(worker, req_id)
-            case KillActor(actor_id=actor_id, no_restart=no_restart):
-                self.actors.kill(actor_id, no_restart)
-                self._schedule()
-            case PlacementCall(req_id=req_id, request=request):
-                try:
-                    answer = (self.groups.handle(request), None)
-                except Exception as e:  # noqa: BLE001 - the caller raises it
-                    answer = (None, e)
-                self.pool.send(worker, Reply(req_id, answer))
-                self._schedule()
-            case CancelTask(object_id=object_id, force=force, recursive=recursive):
-                try:
-                    self.cancels.cancel(object_id, force=force, recursive=recursive)
-                except ValueError:
-                    pass  # force on an actor call: as if not asked (the driver's call raises)
-                self._schedule()
-
-    def _on_done(self, worker: Worker, task_id: str, results: list[Result]) -> None:
-        if self.cancels.cancelled or self.cancels.children:
-            results = self.cancels.finished(task_id, results)
-        if worker.actor is not None:
-            self.actors.done(worker, task_id, results)
-            return
-        self.store.complete(self.scheduler.finished(worker), results)
-        self._schedule()
-
-    def _on_request(self, worker: Worker, msg: Get | Wait) -> None:
-        """A task blocks in get/wait: lend out its CPUs until the answer is sent."""
-        wait = isinstance(msg, Wait)
-        request = Request(msg.ids, wait, cancel=lambda: None)
-        worker.requests[msg.req_id] = request
-        self.scheduler.blocked(worker)
-        need = msg.num_returns if wait else len(set(msg.ids))
-        request.cancel = self.store.when_ready(msg.ids, need,
-                                               lambda: self._answer(worker, msg.req_id))
-        self._schedule()
-
-    def _answer(self, worker: Worker, req_id: int) -> None:
-        request = worker.requests.pop(req_id, None)
-        if request is None or worker.state is WorkerState.DEAD:
-            return
-        if request.wait:
-            payload = [i for i in request.ids if i in self.store]
-        else:
-            payload = [self.store[i] for i in request.ids]
-        self.scheduler.unblocked(worker)
-        self.pool.send(worker, Reply(req_id, payload))
-
-    def _on_cancel(self, worker: Worker, req_id: int) -> None:
-        """The task's get/wait timed out: answer a wait with what is ready now."""
-        request = worker.requests.pop(req_id, None)
-        if request is None:
-            return
-        request.cancel()
-        self.scheduler.unblocked(worker)
-        if request.wait:
-            self.pool.send(worker, Reply(req_id, [i for i in request.ids if i in self.store]))
-
-    # ------------------------------------------------------------------ worker exits
-    def _on_exit(self, worker: Worker) -> None:
-        """A worker process ended: retry or fail what it was running."""
-        if worker.state is WorkerState.DEAD:
-            return
-        was = worker.state
-        how = self.pool.exited(worker)
-        self.actors.worker_gone(worker, crashed=was is not WorkerState.LEAVING)
-        if was is WorkerState.STARTING:
-            self._start_failed(worker, how)
-        elif worker.actor is not None:
-            self.actors.worker_exited(worker, how)
-        elif worker.task is not None:
-            task = self.scheduler.finished(worker)
-            cancelled = self.cancels.crashed(task)
-            removed = self.groups.removed_error(task)  # its group's removal killed it
-            if cancelled is not None:
-                self.store.fail(task, cancelled)
-            elif removed is not None:
-                self.store.fail(task, removed)
-            elif task.max_retries < 0 or task.attempts < task.max_retries:
-                task.attempts += 1
-                self.scheduler.enqueue(task, worker.env, first=True)
-            else:
-                self.store.fail(task, exc.WorkerCrashedError(
-                    f"the worker running {task.name} died ({how}); retried {task.attempts} "
-                    f"time(s) (max_retries={task.max_retries})"))
-        self._schedule()
-
-    def _start_failed(self, worker: Worker, how: str) -> None:
-        """A worker ended before it connected. An env that never connected a worker is broken,
-        unless the node itself refused the connection; otherwise only this worker is lost."""
-        env = worker.env
-        reason = worker.start_error or (
-            f"the worker process exited ({how}) before connecting to the node; command: "
-            f"{' '.join(env.launch.py_executable)} {BOOT_SCRIPT}; its output is above in the "
-            f"driver's stderr")
-        env_broken = not (env.connected or worker.refused)
-        if worker.actor is not None and not env_broken:
-            self.actors.worker_exited(worker, reason)
-        else:
-            self.scheduler.start_failed(env, reason, env_broken=env_broken)
-
-    def _on_refused(self, wid: str, error: OSError) -> None:
-        worker = self.pool.workers.get(wid)
-        if worker is not None:
-            worker.start_error = out_of_resources(error) or str(error)
-            worker.refused = True
 
     def _on_tick(self) -> float | None:
         """After each turn of the I/O loop: end actors whose last handle the driver dropped,
@@ -488,7 +310,7 @@ class Node(core.Core):
         if self.io.pidfds:
             return wait
         for worker in self.pool.poll_exits():
-            self._on_exit(worker)
+            self._lives.exited(worker)
         return min(wait or 0.2, 0.2)
 
     # ------------------------------------------------------------------ shutdown

@@ -1,0 +1,78 @@
+"""A worker process's start: connect to the node, run the env's setup hook, say hello, serve.
+
+Run by minray/_boot/minray_worker.py in an exec'd worker and by the fork server in a forked
+one; minray/worker.py is what the worker does once started.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import traceback
+
+import cloudpickle
+
+from minray import core
+from minray.protocol import Channel, Hello
+from minray.worker import WorkerCore
+from runtime_env.processes import pid_alive
+
+
+def _watch_driver(sock: socket.socket, driver_pid: int) -> None:
+    """Exit as soon as the driver is gone, even if it was killed with SIGKILL mid-task."""
+    hangup = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR
+    poller = select.poll()
+    poller.register(sock.fileno(), hangup)
+    while True:
+        if poller.poll(1000) or not pid_alive(driver_pid):
+            os._exit(1)
+
+
+def _run_setup_hook(hook: str) -> str | None:
+    """Run the env's worker_process_setup_hook; the error, with its traceback, if it raised."""
+    try:
+        if hook.startswith("cloudpickle:"):
+            import base64
+
+            fn = cloudpickle.loads(base64.b64decode(hook.removeprefix("cloudpickle:")))
+        else:
+            import importlib
+
+            module, _, name = hook.rpartition(".")
+            fn = getattr(importlib.import_module(module), name)
+        fn()
+    except BaseException as e:  # noqa: BLE001 - any failure fails the env, with its reason
+        return "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    return None
+
+
+def main() -> None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(os.environ["MINRAY_NODE_SOCKET"])
+    except OSError:  # the node shut down while this worker was starting
+        os._exit(0)
+    for path in os.environ.get("MINRAY_DRIVER_SYS_PATH", "").split(os.pathsep):
+        if path and path not in sys.path:
+            sys.path.append(path)
+    channel = Channel(sock)
+    worker = WorkerCore(channel, os.environ["MINRAY_WORKER_ID"])
+    threading.Thread(target=_watch_driver, args=(sock, int(os.environ["MINRAY_DRIVER_PID"])),
+                     daemon=True).start()
+    signal.signal(signal.SIGINT, worker.interrupt)
+    core.set_current(worker)
+    hook = os.environ.get("MINRAY_SETUP_HOOK")
+    try:
+        worker.send(Hello(worker.worker_id, _run_setup_hook(hook) if hook else None))
+    except OSError:  # the node shut down while this worker was connecting
+        os._exit(0)
+    try:
+        worker.serve()
+    except (EOFError, ConnectionError):
+        pass
+    finally:
+        worker.leave()
