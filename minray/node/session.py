@@ -4,7 +4,9 @@ $MINRAY_TMPDIR (or the temp dir)/minray-<uid>/, the newest linked as session_lat
 Folders and logs are readable by their user only (they can hold paths and package lists). Old
 sessions are pruned so logs do not fill a disk over months of test runs, but never one younger
 than a day: an error message quotes its setup log, and many drivers at once (pytest-xdist)
-would otherwise prune each other's within minutes."""
+would otherwise prune each other's within minutes. Pruning looks at every session folder, which
+after a day of test runs is thousands (20 ms, a third of an init), so it runs at most once
+every PRUNE_EVERY seconds per root, as a stamp file's age tells."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from runtime_env import processes
 
 KEEP_SESSIONS = 20
 KEEP_SECONDS = 24 * 3600
+PRUNE_EVERY = 3600
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths hold 104-108 bytes
 
 
@@ -41,12 +44,21 @@ def new_session_dir(prune: bool = True) -> Path:
     tmp_link.symlink_to(session.name)
     os.replace(tmp_link, latest)
     if prune:
-        _prune(root)
+        prune_old_sessions()
     return session
 
 
 def prune_old_sessions() -> None:
-    _prune(minray_root())
+    """Prune, unless this root was pruned less than PRUNE_EVERY seconds ago."""
+    root = minray_root()
+    stamp = root / ".pruned"
+    try:
+        if time.time() - stamp.stat().st_mtime < PRUNE_EVERY:
+            return
+    except OSError:  # never pruned
+        pass
+    stamp.touch()
+    _prune(root)
 
 
 def new_log(path: str) -> str:
@@ -58,7 +70,9 @@ def new_log(path: str) -> str:
 def _prune(root: Path) -> None:
     """Remove sessions beyond the newest KEEP_SESSIONS that are over a day old and whose
     driver is gone."""
-    by_age = sorted((_mtime(f), f) for f in root.glob("session_2*"))[:-KEEP_SESSIONS]
+    with os.scandir(root) as entries:
+        by_age = sorted((_mtime(e), Path(e.path)) for e in entries
+                        if e.name.startswith("session_2"))[:-KEEP_SESSIONS]
     day_ago = time.time() - KEEP_SECONDS
     for mtime, folder in by_age:
         if mtime >= day_ago:  # checked first: with many young sessions, no pid is looked up
@@ -69,9 +83,9 @@ def _prune(root: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _mtime(path: Path) -> float:
+def _mtime(entry: os.DirEntry) -> float:
     try:
-        return path.stat().st_mtime
+        return entry.stat().st_mtime
     except OSError:  # pruned meanwhile by another driver
         return 0.0
 
