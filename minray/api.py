@@ -131,11 +131,20 @@ def shutdown() -> None:
 
 
 def _refs(object_refs, what: str) -> list[ObjectRef]:
-    refs = list(object_refs) if isinstance(object_refs, (list, tuple)) else None
-    if refs is None or not all(isinstance(r, ObjectRef) for r in refs):
+    if not isinstance(object_refs, (list, tuple)):
         raise ValueError(f"{what} takes an ObjectRef or a list of ObjectRefs, got "
                          f"{type(object_refs).__name__}")
+    refs = list(object_refs)
+    for i, ref in enumerate(refs):
+        if not isinstance(ref, ObjectRef):
+            raise ValueError(f"{what} takes an ObjectRef or a list of ObjectRefs, but item {i} "
+                             f"of the list is {type(ref).__name__} {_short(ref)}")
     return refs
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _timeout(timeout: float | None) -> float | None:

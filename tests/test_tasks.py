@@ -60,6 +60,8 @@ def test_put_get_and_put_of_a_ref_is_refused(ray):
 def test_get_rejects_what_is_not_a_ref(ray):
     with pytest.raises(ValueError, match="ObjectRef"):
         ray.get(42)
+    with pytest.raises(ValueError, match="item 1 of the list is int 5"):
+        ray.get([ray.put(1), 5])
 
 
 def test_get_timeout(ray, tmp_path):
