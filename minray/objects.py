@@ -35,7 +35,9 @@ def track(events: collections.deque | None, escaped: set | None, large: set | No
 class ObjectRef:
     __slots__ = ("id", "__weakref__")
 
-    def __init__(self, id: str):
+    def __init__(self, id: str | bytes):
+        if type(id) is bytes:  # Ray's constructor takes the binary id, as binary() gives it
+            id = id_from_hex(id.hex())
         self.id = id
         if _events is not None:
             _events.append((id, 1))
@@ -73,7 +75,7 @@ class ObjectRef:
 
     @classmethod
     def from_binary(cls, binary: bytes) -> ObjectRef:
-        return cls(id_from_hex(binary.hex()))
+        return cls(binary)
 
     def task_id(self) -> str:
         return id_hex(self.id.partition(".")[0], 24)
@@ -151,7 +153,9 @@ class Arg:
 
     __slots__ = ("id",)
 
-    def __init__(self, id: str):
+    def __init__(self, id: str | bytes):
+        if type(id) is bytes:  # Ray's constructor takes the binary id, as binary() gives it
+            id = id_from_hex(id.hex())
         self.id = id
 
     def __reduce__(self):

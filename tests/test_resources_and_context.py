@@ -196,6 +196,7 @@ def test_refs_have_rays_hex_ids(ray):
     assert len(ref.hex()) == 56 and len(ref.binary()) == 28
     assert ray.ObjectRef.from_hex(ref.hex()) == ref
     assert ray.get(ray.ObjectID.from_binary(ref.binary()), timeout=60) == "value"
+    assert ray.ObjectRef(ref.binary()) == ref  # Ray's constructor takes the binary id
     assert ray.wait([]) == ([], [])
     ready, rest = ray.wait([ref], fetch_local=True, timeout=60)
     assert ready == [ref] and rest == []
