@@ -31,7 +31,8 @@ class _Initialized(dict):
     """What `init` returns: a dict of facts about the node (Ray returns a context object)."""
 
     def __init__(self, node):
-        super().__init__(session_dir=str(node.session_dir), num_cpus=node.num_cpus,
+        super().__init__(session_dir=node.session_dir and str(node.session_dir),
+                         num_cpus=node.num_cpus,
                          job_id=node.job_id, object_store_dir=node.object_dir)
         self._core = node
 
