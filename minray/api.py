@@ -31,7 +31,8 @@ class _Initialized(dict):
     """What `init` returns: a dict of facts about the node (Ray returns a context object)."""
 
     def __init__(self, node):
-        super().__init__(session_dir=str(node.session_dir), num_cpus=node.num_cpus,
+        super().__init__(session_dir=node.session_dir and str(node.session_dir),
+                         num_cpus=node.num_cpus,
                          job_id=node.job_id, object_store_dir=node.object_dir)
         self._core = node
 
@@ -39,7 +40,7 @@ class _Initialized(dict):
 # Ray's init parameters that tune what minray does not have (a dashboard, an object store
 # process, log forwarding, ...): accepted, so Ray code runs unchanged, and ignored.
 _IGNORED_INIT_OPTIONS = frozenset((
-    "object_store_memory", "local_mode", "include_dashboard", "dashboard_host",
+    "object_store_memory", "include_dashboard", "dashboard_host",
     "dashboard_port", "job_config", "configure_logging", "logging_level", "logging_format",
     "logging_config", "log_to_driver", "labels", "enable_resource_isolation",
     "system_reserved_cpu", "system_reserved_memory", "_enable_object_reconstruction",
@@ -52,11 +53,12 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
          num_gpus: int | None = None, resources: dict | None = None,
          runtime_env: dict | None = None, namespace: str | None = None,
          ignore_reinit_error: bool = False, _strict: bool | None = None,
-         **ray_options) -> _Initialized:
+         local_mode: bool = False, **ray_options) -> _Initialized:
     """Start the embedded local node. Cheap: workers start when tasks need them.
 
     `address` may be None, "local" or "auto" (all: this machine); Ray's tuning options that do
-    not apply here are accepted and ignored."""
+    not apply here are accepted and ignored. `local_mode=True` runs every task in this process
+    instead, one at a time, for debugging (minray/local_mode.py)."""
     import runtime_env as renv  # the driver's alone: workers start faster without them
     from minray import resources as res
     from minray.node import start_node
@@ -92,9 +94,12 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
         job_env = os.environ.get(JOB_RUNTIME_ENV_VAR)
         if job_env:
             env = renv.merge_job(renv.parse(json.loads(job_env)), env)
-        node = start_node(num_cpus=(os.cpu_count() or 1) if num_cpus is None else num_cpus,
-                          job_env=env, job_id=f"{os.getpid() & 0xFFFFFFFF:08x}",
-                          namespace=namespace or str(uuid.uuid4()), resource_totals=totals)
+        start = start_node
+        if local_mode:
+            from minray.local_mode import start
+        node = start(num_cpus=(os.cpu_count() or 1) if num_cpus is None else num_cpus,
+                     job_env=env, job_id=f"{os.getpid() & 0xFFFFFFFF:08x}",
+                     namespace=namespace or str(uuid.uuid4()), resource_totals=totals)
         core.set_current(node)
         atexit.register(_finish_then_shutdown)
         return _Initialized(node)

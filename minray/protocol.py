@@ -177,12 +177,31 @@ class PlacementCall(NamedTuple):
     request: PlacementRequest
 
 
+class Breakpoint(NamedTuple):
+    """A task stopped in `breakpoint()` and waits for a debugger on `socket`
+    (minray/remote_pdb.py); also the record in `<session>/debug/` that `minray debug` reads."""
+
+    task: str
+    pid: int
+    file: str
+    line: int
+    function: str
+    socket: str
+    since: float  # time.time() when it stopped
+
+
+class Paused(NamedTuple):
+    """A task waits in a breakpoint: a driver on a terminal attaches to it."""
+
+    breakpoint: Breakpoint
+
+
 Message = Union[Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel, KillActor,  # noqa: UP007
                 CreateNamed, LookupActor, Handles, Exiting, Query, CancelTask, Yield,
-                CancelCall, PlacementCall]
+                CancelCall, PlacementCall, Paused]
 _KINDS: tuple[type, ...] = (Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel,
                             KillActor, CreateNamed, LookupActor, Handles, Exiting, Query,
-                            CancelTask, Yield, CancelCall, PlacementCall)
+                            CancelTask, Yield, CancelCall, PlacementCall, Paused)
 _TAG = {kind: tag for tag, kind in enumerate(_KINDS)}
 _CARRIES_TASK = (Run, Submit, CreateNamed)  # their first field is a TaskSpec, as a tuple
 

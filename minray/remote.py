@@ -3,9 +3,12 @@ option checks, export once, argument packing."""
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import inspect
+import io
 import os
+import types
 import warnings
 from typing import Any
 
@@ -112,10 +115,27 @@ def _number(key: str, value: Any) -> None:
         raise ValueError(f"{key} must be a non-negative number, got {value!r}")
 
 
+def _code_keeping_its_file(code):
+    """cloudpickle names every code object it pickles by value `<dynamic-code>`; keep its
+    file instead, so a task's traceback and its pdb (`breakpoint()`, `l`) show its source."""
+    rebuild, args = _CLOUDPICKLE_CODE(code)
+    return rebuild, tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
+
+
+_CLOUDPICKLE_CODE = cloudpickle.Pickler.dispatch_table[types.CodeType]
+
+
+class _Exporter(cloudpickle.Pickler):
+    dispatch_table = collections.ChainMap({types.CodeType: _code_keeping_its_file},
+                                          cloudpickle.Pickler.dispatch_table)
+
+
 def _export(obj: Any, kind: str) -> tuple[str, bytes]:
     """Pickle a function or class once; its id is the hash of its bytes. One that pickles
     over Ray's limit fails as it would on Ray (a large value it captures belongs in put)."""
-    data = cloudpickle.dumps(obj, protocol=5)
+    buffer = io.BytesIO()
+    _Exporter(buffer, protocol=5).dump(obj)
+    data = buffer.getvalue()
     limit = int(os.environ.get("FUNCTION_SIZE_ERROR_THRESHOLD", FUNCTION_SIZE_ERROR_THRESHOLD))
     if len(data) > limit:
         raise ValueError(

@@ -16,7 +16,7 @@ import traceback
 
 import cloudpickle
 
-from minray import core
+from minray import core, remote_pdb
 from minray.protocol import Channel, Hello
 from minray.worker import WorkerCore
 from runtime_env.processes import pid_alive
@@ -65,6 +65,7 @@ def main() -> None:
                      daemon=True).start()
     signal.signal(signal.SIGINT, worker.interrupt)
     core.set_current(worker)
+    remote_pdb.install()
     hook = os.environ.get("MINRAY_SETUP_HOOK")
     try:
         worker.send(Hello(worker.worker_id, _run_setup_hook(hook) if hook else None))

@@ -19,6 +19,7 @@ from minray.protocol import (
     KillActor,
     LookupActor,
     Message,
+    Paused,
     PlacementCall,
     Put,
     Query,
@@ -83,6 +84,10 @@ class WorkerMessages:
                     answer = (None, e)
                 node.pool.send(worker, Reply(req_id, answer))
                 node.schedule()
+            case Paused(breakpoint=where):
+                from minray import debug_attach  # on use: few sessions ever stop in one
+
+                debug_attach.announce(where)
             case CancelTask(object_id=object_id, force=force, recursive=recursive):
                 try:
                     node.cancels.cancel(object_id, force=force, recursive=recursive)
