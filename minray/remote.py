@@ -122,12 +122,14 @@ def _code_keeping_its_file(code):
     return rebuild, tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
 
 
-_CLOUDPICKLE_CODE = cloudpickle.Pickler.dispatch_table[types.CodeType]
+_CLOUDPICKLE_CODE = cloudpickle.Pickler.dispatch_table.get(types.CodeType)
 
 
 class _Exporter(cloudpickle.Pickler):
-    dispatch_table = collections.ChainMap({types.CodeType: _code_keeping_its_file},
-                                          cloudpickle.Pickler.dispatch_table)
+    # A cloudpickle without its own code reducer pickles code its own way: leave it be
+    dispatch_table = cloudpickle.Pickler.dispatch_table if _CLOUDPICKLE_CODE is None else \
+        collections.ChainMap({types.CodeType: _code_keeping_its_file},
+                             cloudpickle.Pickler.dispatch_table)
 
 
 def _export(obj: Any, kind: str) -> tuple[str, bytes]:
