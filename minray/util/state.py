@@ -256,11 +256,26 @@ def ask(query: StateQuery, address: str | None, timeout: float):
     if current is not None and folder is None:
         answer, error = current.state_query(query)
     else:
-        with connect(folder) as observer:
-            answer, error = observer.ask(query, timeout)
+        answer, error = _observe(query, folder, timeout)
     if error is not None:
         raise RayStateApiException(f"the node could not answer the state query: {error}")
     return answer
+
+
+def _observe(query: StateQuery, folder: str | None, timeout: float):
+    """Ask a session through its socket. A session picked as the newest running one that
+    shuts down meanwhile is no error: the next newest is asked."""
+    for attempt in range(_TRIES):
+        try:
+            with connect(folder) as observer:
+                return observer.ask(query, timeout)
+        except NoSession:
+            if folder is not None or attempt == _TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+_TRIES = 3
 
 
 def _session_folder(address: str | None) -> str | None:
