@@ -4,8 +4,8 @@ observer, ask, and read the answer.
 
 An observer is no worker: it says `Observe` instead of `Hello`, and the node answers its
 `StateQuery` on the I/O thread under the node's lock, as it answers a worker's. A session
-whose driver is gone (killed, so its folder stayed) refuses the connection; that is said in
-words, naming the folder and the pid.
+whose driver has exited (its folder stays, with its logs; a killed driver also leaves its
+socket file) refuses the connection; that is said in words, naming the folder and the pid.
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ def connect(session: str | Path | None = None) -> Observer:
         sock = _connect(info)
         if sock is None:
             raise NoSession(f"session {info.folder} is not running: its driver (pid "
-                            f"{info.driver_pid}) is gone; the folder was left by a driver "
-                            f"that did not shut down")
+                            f"{info.driver_pid}) has exited (sessions keep their folder, "
+                            f"and their logs, after that)")
         return Observer(info, sock)
     found = sessions.sessions()
     for info in found:
@@ -99,8 +99,8 @@ def connect(session: str | Path | None = None) -> Observer:
     if not found:
         raise NoSession(f"no minray session on this machine (none under {root}); start a "
                         f"driver with minray.init()")
-    raise NoSession(f"no running minray session under {root}: the {len(found)} session "
-                    f"folder(s) there were left by drivers that are gone")
+    raise NoSession(f"no running minray session under {root}: the drivers of the "
+                    f"{len(found)} session folder(s) there have exited")
 
 
 def _named(session: str | Path) -> sessions.SessionInfo:

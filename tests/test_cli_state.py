@@ -170,10 +170,10 @@ def test_no_running_session(driver, root):
 
     stale = cli("list", "actors")
     assert stale.returncode == 1
-    assert "no running minray session" in stale.stderr and "drivers that are gone" in stale.stderr
+    assert "no running minray session" in stale.stderr and "have exited" in stale.stderr
     named = cli("status", "--session", str(d.folder))
     assert named.returncode == 1
-    assert f"its driver (pid {d.pid}) is gone" in named.stderr
+    assert f"its driver (pid {d.pid}) has exited" in named.stderr
     wrong = cli("status", "--session", "nonsense")
     assert wrong.returncode == 2 and "give a session folder or its name" in wrong.stderr
     bad = cli("list", "actors", "--filter", "state")

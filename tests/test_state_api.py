@@ -4,6 +4,7 @@ node, Ray's filters and limits, from the driver and from inside a task."""
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_an_actor_through_its_life(ray, gates):
     actor = Slow.options(name="slow").remote(arg, init_gate)
     row = _actor("slow")
     assert (row.state, row["state"], row.get("state")) == ("DEPENDENCIES_UNREADY",) * 3
-    assert row.class_name == "test_an_actor_through_its_life.<locals>.Slow"  # the qualname
+    assert row.class_name == "test_an_actor_through_its_life.<locals>.Slow"  # as Ray's
     assert row.ray_namespace and row.death_cause is None
 
     args_gate.open()  # its argument exists: the constructor runs and waits at the next gate
@@ -172,3 +173,29 @@ def test_from_inside_a_task(ray):
         return actors, [w.worker_type for w in mine]
 
     assert ray.get(look.remote()) == ([("seen", "ALIVE")], ["WORKER"])
+
+
+def test_an_observer_reads_and_may_do_nothing_else(ray):
+    from minray import core
+    from minray.node import session
+    from minray.protocol import Channel, Observe, Put
+
+    @ray.remote
+    class Named:
+        def ping(self):
+            return 1
+
+    keep = Named.options(name="watched").remote()
+    ray.get(keep.ping.remote())
+    folder = str(core.current().session_dir)  # through the socket, as another process would
+    assert [a.name for a in state.list_actors(address=folder)] == ["watched"]
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(session.find_socket(core.current().session_dir))
+        channel = Channel(sock)
+        channel.send(Observe())
+        channel.send(Put("x1", b"not an observer's to store"))
+        with pytest.raises(EOFError):
+            channel.recv(timeout=30)
+    assert ray.get(keep.ping.remote()) == 1  # the node and its actor go on
+    assert [a.state for a in state.list_actors(address=folder)] == ["ALIVE"]
