@@ -65,6 +65,11 @@ class Core(abc.ABC):
         """{"total": {...}, "available": {...}}: the node's resources, by Ray's names."""
 
     @abc.abstractmethod
+    def state_query(self, query) -> tuple:
+        """Answer a `minray.protocol.StateQuery` (the state API): (answer, None) or (None,
+        why not)."""
+
+    @abc.abstractmethod
     def put(self, object_id: str, data: Data, for_task: bool = False) -> None:
         """Store a value (in its travelling form, minray.values) under a new id. `for_task`: a
         large argument stored apart, which no ref names: freed when its task is done."""

@@ -196,12 +196,33 @@ class Paused(NamedTuple):
     breakpoint: Breakpoint
 
 
+class StateQuery(NamedTuple):
+    """A task or an observer asks for the session's state (`minray.util.state`): rows of a
+    `kind` ("actors", "workers", "objects", "nodes") that pass `filters` (key, "=" or "!=",
+    value), at most `limit`; or kind "status", the summary `minray status` prints. Answered by
+    a Reply with ((rows, how many passed the filters) or the summary, None) or (None, why
+    not)."""
+
+    req_id: int
+    kind: str
+    filters: list[tuple[str, str, object]]
+    limit: int
+    detail: bool
+
+
+# --- observer -> driver --------------------------------------------------------------------
+class Observe(NamedTuple):
+    """The first message of a connection that only reads the node's state (the `minray`
+    command in another process): it is no worker, and may send StateQuery only."""
+
+
 Message = Union[Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel, KillActor,  # noqa: UP007
                 CreateNamed, LookupActor, Handles, Exiting, Query, CancelTask, Yield,
-                CancelCall, PlacementCall, Paused]
+                CancelCall, PlacementCall, Paused, StateQuery, Observe]
 _KINDS: tuple[type, ...] = (Run, Reply, Exit, Hello, Done, Submit, Put, Get, Wait, Cancel,
                             KillActor, CreateNamed, LookupActor, Handles, Exiting, Query,
-                            CancelTask, Yield, CancelCall, PlacementCall, Paused)
+                            CancelTask, Yield, CancelCall, PlacementCall, Paused, StateQuery,
+                            Observe)
 _TAG = {kind: tag for tag, kind in enumerate(_KINDS)}
 _CARRIES_TASK = (Run, Submit, CreateNamed)  # their first field is a TaskSpec, as a tuple
 

@@ -42,6 +42,7 @@ from minray.protocol import (
     Query,
     Reply,
     Run,
+    StateQuery,
     Submit,
     Wait,
 )
@@ -151,6 +152,9 @@ class WorkerCore(core.Core):
 
     def resources(self) -> dict:
         return self._ask(Query(next(self._requests), "resources"))
+
+    def state_query(self, query: StateQuery):
+        return self._ask(query._replace(req_id=next(self._requests)))
 
     def get_actor(self, name: str, namespace: str):
         found = self._ask(LookupActor(next(self._requests), name, namespace))

@@ -1,9 +1,10 @@
-"""The `minray` command: jobs as in Ray, and the runtime env cache.
+"""The `minray` command: jobs as in Ray, the runtime env cache, and a running session's state.
 
     minray job submit --runtime-env-json '{"pip": ["emoji"]}' -- python script.py
     minray job list | status ID | logs [--follow] ID | stop ID
     minray env list | show ID | explain SPEC | build SPEC | gc [ID ...]
     minray debug [INDEX] [--list]
+    minray status | list actors|workers|objects|nodes [--filter KEY=VALUE] [--limit N]
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import sys
 
 import runtime_env as renv
-from minray.cli import debug_cmd, env_cmds, job_cmds
+from minray.cli import debug_cmd, env_cmds, job_cmds, state_cmds
 from minray.cli.common import CliError, say
 
 
@@ -27,6 +28,7 @@ def parser() -> argparse.ArgumentParser:
     job_cmds.add_parser(sub)
     env_cmds.add_parser(sub)
     debug_cmd.add_parser(sub)
+    state_cmds.add_parser(sub)
     return p
 
 

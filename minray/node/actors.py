@@ -111,9 +111,11 @@ class Actors:
                 cause = cloudpickle.loads(results[0][1])
                 self._died(actor, exc.ActorDiedError(
                     f"actor {actor.name} failed in its constructor:\n{cause}"), restart=False)
-            elif actor.restarts_left == 0:  # no restart will unpickle its arguments again
-                held, actor.spec.handles = actor.spec.handles, None
-                self.unpin_handles(held)
+            else:
+                actor.created = True
+                if actor.restarts_left == 0:  # no restart will unpickle its arguments again
+                    held, actor.spec.handles = actor.spec.handles, None
+                    self.unpin_handles(held)
             return
         call = actor.inflight.pop(task_id, None)
         if call is None:  # already failed when the actor died
@@ -354,6 +356,7 @@ class Actors:
         for call in actor.inflight.values():
             self.store.fail(call, error)
         actor.inflight.clear()
+        actor.created = False
         if restart and actor.restarts_left != 0:
             actor.restarts_left -= 1
             actor.restarts += 1

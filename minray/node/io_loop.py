@@ -1,5 +1,7 @@
 """The node's I/O: one thread that accepts worker connections, reads their messages, writes
 what could not be sent at once, and learns of process exits (Linux pidfds; polling elsewhere).
+A connection that starts with `Observe` instead of a worker's `Hello` is an observer (the
+`minray` command reading the session's state): its messages go to `on_observed`.
 
 Sockets are non-blocking with an output buffer each, so no thread ever waits on a worker while
 holding the node's lock. Every event is handled under that lock, by the node's callbacks.
@@ -19,7 +21,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from minray.protocol import FrameReader, Hello, Message, frame
+from minray.protocol import FrameReader, Hello, Message, Observe, frame
 
 _READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
@@ -32,7 +34,8 @@ class Connection:
         self.reader = FrameReader()
         self.outbuf: collections.deque = collections.deque()  # buffers not yet sent
         self.events = _READ  # what the selector watches the socket for
-        self.owner: Any = None  # the worker, once its hello named it
+        self.owner: Any = None  # the worker, once its hello named it (an observer: itself)
+        self.handle: Callable[[Any, Message], None] | None = None  # what its messages go to
         self.on_event: Callable | None = None  # the selector's callback for this socket
 
 
@@ -42,10 +45,12 @@ class IOLoop:
                  on_message: Callable[[Any, Message], None],
                  on_exit: Callable[[Any], None],
                  on_refused: Callable[[str, OSError], None],
-                 on_tick: Callable[[], float | None]):
+                 on_tick: Callable[[], float | None],
+                 on_observed: Callable[[Connection, Message], None]):
         self._lock = lock
         self._on_hello, self._on_message = on_hello, on_message
         self._on_exit, self._on_refused, self._on_tick = on_exit, on_refused, on_tick
+        self._on_observed = on_observed
         # Kept free, to accept (and refuse) a worker when the process runs out of descriptors:
         # otherwise the listener stays readable and accept fails in a loop.
         self._reserve_fd: int | None = os.open(os.devnull, os.O_RDONLY)
@@ -208,12 +213,15 @@ class IOLoop:
                 self.close(conn)
                 return
             if conn.owner is None:  # a new connection: its first message names the worker
-                conn.owner = self._on_hello(conn, msg) if isinstance(msg, Hello) else None
+                if isinstance(msg, Hello):
+                    conn.owner, conn.handle = self._on_hello(conn, msg), self._on_message
+                elif isinstance(msg, Observe):
+                    conn.owner, conn.handle = conn, self._on_observed
                 if conn.owner is None:
                     self.close(conn)
                     return
             else:
-                self._on_message(conn.owner, msg)
+                conn.handle(conn.owner, msg)
             if conn.sock is None:
                 return
 

@@ -51,6 +51,7 @@ class Node(core.Core):
         self.num_cpus = num_cpus
         self._resource_totals = resource_totals or {}
         self.node_id = uuid.uuid4().hex + os.urandom(12).hex()  # 56 hex digits, as Ray's
+        self.started_at = time.time()
         self.job_id = job_id
         self.namespace = namespace
         self.session_dir = session_dir or session.new_session_dir()
@@ -69,7 +70,8 @@ class Node(core.Core):
         with self._lock:
             self.io = IOLoop(self._lock, self._socket, on_hello=self._lives.connected,
                              on_message=self._messages.handle, on_exit=self._lives.exited,
-                             on_refused=self._lives.refused, on_tick=self._on_tick)
+                             on_refused=self._lives.refused, on_tick=self._on_tick,
+                             on_observed=self._observed)
             self.pool = WorkerPool(self.io, self.store, cwd=os.getcwd(),
                                    launch_vars=launch_vars(
                                        self._socket, job_id, num_cpus, MINRAY_NAMESPACE=namespace,
@@ -185,6 +187,17 @@ class Node(core.Core):
             free = self.scheduler.extra.available()
             return {"total": {"CPU": float(self.num_cpus), **self._resource_totals},
                     "available": {"CPU": self.num_cpus - self.scheduler.cpus.used, **free}}
+
+    def state_query(self, query):
+        from minray.node import state_rows  # loaded by the first question, not by init
+
+        with self._lock:
+            return state_rows.answer(self, query)
+
+    def _observed(self, conn, msg) -> None:
+        from minray.node import state_rows
+
+        state_rows.observed(self, conn, msg)
 
     def _check_session(self, ids: list[str]) -> None:
         """A ref from a session that was shut down will never have a value: say so now."""

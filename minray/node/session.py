@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from runtime_env import processes
 
@@ -92,11 +93,48 @@ def _mtime(entry: os.DirEntry) -> float:
 
 def socket_path(session: Path) -> str:
     """The node's socket in its session folder, or in a short private folder when a long
-    TMPDIR (macOS has one) would make the path too long for a Unix socket."""
+    TMPDIR (macOS has one) would make the path too long for a Unix socket; then the session
+    folder says where it is (`socket_path`), for `find_socket`."""
     path = str(session / "node.sock")
     if len(path.encode()) <= _MAX_SOCKET_PATH:
         return path
-    return str(Path(tempfile.mkdtemp(prefix="minray-", dir="/tmp")) / "node.sock")
+    path = str(Path(tempfile.mkdtemp(prefix="minray-", dir="/tmp")) / "node.sock")
+    (session / "socket_path").write_text(path)
+    return path
+
+
+def find_socket(session: Path) -> str:
+    """Where a session's node listens (the path may no longer exist)."""
+    try:
+        return (session / "socket_path").read_text()
+    except FileNotFoundError:
+        return str(session / "node.sock")
+
+
+class SessionInfo(NamedTuple):
+    """A session folder as another process sees it: whose driver, and whether it lives."""
+
+    folder: Path
+    driver_pid: int
+    alive: bool  # the driver's pid runs (it may still be another process that reused it)
+
+
+def session_info(folder: Path) -> SessionInfo | None:
+    """What a folder's name says (session_<date>_<time>_<driver pid>_<random>); None if it is
+    no session folder."""
+    parts = folder.name.split("_", 4)
+    if len(parts) != 5 or parts[0] != "session" or not parts[3].isdigit():
+        return None
+    pid = int(parts[3])
+    return SessionInfo(folder, pid, processes.pid_alive(pid))
+
+
+def sessions() -> list[SessionInfo]:
+    """This user's session folders, newest first."""
+    found = [info for f in minray_root().glob("session_2*")
+             if (info := session_info(f)) is not None]
+    found.sort(key=lambda i: (i.folder.name.split("_", 3)[1:3], _mtime(i.folder)), reverse=True)
+    return found
 
 
 def remove_socket(path: str, session: Path) -> None:

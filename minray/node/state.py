@@ -9,7 +9,7 @@ import collections
 import enum
 import subprocess
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import runtime_env as renv
 from minray import exceptions as exc
@@ -90,12 +90,22 @@ class Worker:
         return f"Worker({self.id}, {self.state.name}, pid {self.proc.pid if self.proc else None})"
 
 
+class EndedWorker(NamedTuple):
+    """A worker process that ended, kept a while for the state API (Ray lists dead workers)."""
+
+    id: str
+    pid: int | None
+    exit_type: str  # Ray's: SYSTEM_ERROR, INTENDED_SYSTEM_EXIT, INTENDED_USER_EXIT
+    exit_detail: str  # how it ended, in words
+    ended_at: float  # time.time()
+
+
 class Actor:
     """An actor: its creation task, its worker, its calls, and who can still reach it."""
 
     __slots__ = ("id", "spec", "env", "restarts_left", "worker", "queue", "inflight", "dead",
                  "restarts", "owner", "holders", "driver_handles", "pins", "escaped", "ending",
-                 "cpus", "ledger", "holding", "end_when_idle")
+                 "cpus", "ledger", "holding", "end_when_idle", "created")
 
     def __init__(self, id: str, spec: TaskSpec, env: EnvState, restarts_left: int,
                  owner: str | None):
@@ -116,6 +126,7 @@ class Actor:
         self.escaped = False  # a handle was pickled into a value: kept for the session
         self.ending: str | None = None  # why it is ending on purpose, once it is
         self.end_when_idle = False  # nothing reached it: end it once its calls are done
+        self.created = False  # its constructor returned in the worker it has now
         # What it holds for its whole life (num_cpus, num_gpus, ... asked for), once started
         self.cpus = 0.0
         self.ledger = None  # the CpuLedger they come from: the node's, or a bundle's

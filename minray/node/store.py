@@ -124,6 +124,18 @@ class ObjectStore:
     def when_all_ready(self, ids: list[str], callback: Callable[[], None]) -> Callable[[], None]:
         return self.when_ready(ids, len(set(ids)), callback)
 
+    # ------------------------------------------------------------------ for the state API
+    def census(self) -> list[tuple[str, Result | None, str]]:
+        """Every object that can still be asked for: (id, its result or None while its task
+        runs, why it is kept: "ref" a ref in the driver, "arg" an unfinished task's argument,
+        "kept" kept for the session (a worker may hold a ref), "" none of these yet)."""
+        self.collect()
+        ids = dict.fromkeys(self.values)
+        ids.update(dict.fromkeys(self._refs))
+        return [(oid, self.values.get(oid), "ref" if oid in self._refs
+                 else "arg" if oid in self._pins else "kept" if oid in self._escaped else "")
+                for oid in ids]
+
     # ------------------------------------------------------------------ freeing
     def collect(self) -> None:
         """Count the refs born and collected since last time; free what nobody can reach."""

@@ -4,11 +4,12 @@ or fails what it was running."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from minray import exceptions as exc
 from minray.node.launch import BOOT_SCRIPT
-from minray.node.state import Worker, WorkerState
+from minray.node.state import EndedWorker, Worker, WorkerState
 from minray.node.workers import out_of_resources
 from minray.protocol import Hello
 
@@ -49,6 +50,8 @@ class WorkerLives:
             return
         was = worker.state
         how = node.pool.exited(worker)
+        node.pool.ended.append(EndedWorker(worker.id, worker.proc.pid, _exit_type(worker, was),
+                                           how, time.time()))
         node.actors.worker_gone(worker, crashed=was is not WorkerState.LEAVING)
         if was is WorkerState.STARTING:
             self._start_failed(worker, how)
@@ -94,3 +97,15 @@ class WorkerLives:
         if worker is not None:
             worker.start_error = out_of_resources(error) or str(error)
             worker.refused = True
+
+
+def _exit_type(worker: Worker, was: WorkerState) -> str:
+    """How a worker ended, in Ray's words: an actor's end is the user's doing (kill,
+    exit_actor, its last handle dropped), a worker the node let go is the system's, and any
+    other end is a crash."""
+    actor = worker.actor
+    if actor is not None and (actor.ending is not None or was is WorkerState.LEAVING):
+        return "INTENDED_USER_EXIT"
+    if was is WorkerState.LEAVING:
+        return "INTENDED_SYSTEM_EXIT"
+    return "SYSTEM_ERROR"

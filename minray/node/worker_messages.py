@@ -24,6 +24,7 @@ from minray.protocol import (
     Put,
     Query,
     Reply,
+    StateQuery,
     Submit,
     Wait,
     Yield,
@@ -61,6 +62,8 @@ class WorkerMessages:
                 node.actors.handles_changed(worker, gained, lost, escaped)
             case Query(req_id=req_id, what="resources"):
                 node.pool.send(worker, Reply(req_id, node.resources()))
+            case StateQuery(req_id=req_id):
+                node.pool.send(worker, Reply(req_id, node.state_query(msg)))
             case Exiting(reason=reason):
                 if worker.actor is not None:
                     node.actors.exiting(worker, reason)

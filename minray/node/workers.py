@@ -6,6 +6,7 @@ has been sent, so a function's bytes cross the socket once per process.
 
 from __future__ import annotations
 
+import collections
 import errno
 import os
 import resource
@@ -18,7 +19,7 @@ from minray.node.forkservers import ForkedProcess, ForkServers
 from minray.node.ids import new_id
 from minray.node.io_loop import IOLoop
 from minray.node.launch import BOOT_SCRIPT
-from minray.node.state import Actor, EnvState, Worker, WorkerState
+from minray.node.state import Actor, EndedWorker, EnvState, Worker, WorkerState
 from minray.node.store import ObjectStore
 from minray.protocol import Exit, Message, Run
 from minray.task import TaskSpec
@@ -54,6 +55,7 @@ class WorkerPool:
         self.workers: dict[str, Worker] = {}
         self.starting: dict[Worker, float] = {}  # not connected yet -> when it must have been
         self.functions: dict[str, bytes] = {}  # every function and class, by content hash
+        self.ended: collections.deque[EndedWorker] = collections.deque(maxlen=1000)  # newest last
         self._launch_vars = launch_vars  # what every worker is told: socket, driver, job
         self._cwd = cwd
         self._on_exit = on_exit
