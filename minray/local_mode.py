@@ -180,6 +180,10 @@ class LocalCore(core.Core):
         raise RuntimeError("placement groups are not available in local mode: every task runs "
                            "in the driver's process; call init() without local_mode=True")
 
+    def state_query(self, query) -> tuple:
+        return None, ("the state API is not available in local mode: no worker, actor or "
+                      "object lives outside the driver; call init() without local_mode=True")
+
     def finish_submitted(self) -> None:
         """At exit: every task has run already."""
 

@@ -154,3 +154,15 @@ def test_init_refuses_a_job_env_needing_another_interpreter():
     with pytest.raises(ValueError, match="py_executable"), pytest.warns(UserWarning):
         minray.init(local_mode=True, runtime_env={"py_executable": sys.executable})
     assert not minray.is_initialized()
+
+
+def test_the_state_api_says_it_has_nothing_to_show():
+    from minray.util import state
+
+    with pytest.warns(UserWarning):
+        minray.init(local_mode=True)
+    try:
+        with pytest.raises(state.RayStateApiException, match="not available in local mode"):
+            state.list_actors()
+    finally:
+        minray.shutdown()
