@@ -65,6 +65,11 @@ class Core(abc.ABC):
         """{"total": {...}, "available": {...}}: the node's resources, by Ray's names."""
 
     @abc.abstractmethod
+    def task_events(self):
+        """The node's event log now (a minray.task_events.Snapshot): for the timeline and
+        the state API."""
+
+    @abc.abstractmethod
     def put(self, object_id: str, data: Data, for_task: bool = False) -> None:
         """Store a value (in its travelling form, minray.values) under a new id. `for_task`: a
         large argument stored apart, which no ref names: freed when its task is done."""

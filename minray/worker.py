@@ -152,6 +152,9 @@ class WorkerCore(core.Core):
     def resources(self) -> dict:
         return self._ask(Query(next(self._requests), "resources"))
 
+    def task_events(self):
+        return self._ask(Query(next(self._requests), "task_events"))
+
     def get_actor(self, name: str, namespace: str):
         found = self._ask(LookupActor(next(self._requests), name, namespace))
         if found is not None:  # the node counts us as holding it from now on

@@ -60,6 +60,8 @@ class WorkerMessages:
                 node.actors.handles_changed(worker, gained, lost, escaped)
             case Query(req_id=req_id, what="resources"):
                 node.pool.send(worker, Reply(req_id, node.resources()))
+            case Query(req_id=req_id, what="task_events"):
+                node.pool.send(worker, Reply(req_id, node.task_events()))
             case Exiting(reason=reason):
                 if worker.actor is not None:
                     node.actors.exiting(worker, reason)
@@ -106,6 +108,7 @@ class WorkerMessages:
         wait = isinstance(msg, Wait)
         request = Request(msg.ids, wait, cancel=lambda: None)
         worker.requests[msg.req_id] = request
+        node.log.block_started(worker, request)
         node.scheduler.blocked(worker)
         need = msg.num_returns if wait else len(set(msg.ids))
         request.cancel = node.store.when_ready(msg.ids, need,
@@ -117,6 +120,7 @@ class WorkerMessages:
         if request is None or worker.state is WorkerState.DEAD:
             return
         store = self._node.store
+        self._node.log.block_ended(worker, request)
         if request.wait:
             payload = [i for i in request.ids if i in store]
         else:
@@ -130,6 +134,7 @@ class WorkerMessages:
         if request is None:
             return
         request.cancel()
+        self._node.log.block_ended(worker, request)
         self._node.scheduler.unblocked(worker)
         if request.wait:
             self._node.pool.send(worker, Reply(req_id, [i for i in request.ids
