@@ -3,6 +3,7 @@
     minray job submit --runtime-env-json '{"pip": ["emoji"]}' -- python script.py
     minray job list | status ID | logs [--follow] ID | stop ID
     minray env list | show ID | explain SPEC | build SPEC | gc [ID ...]
+    minray timeline TRACE --html OUT.html [--png OUT.png]
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import sys
 
 import runtime_env as renv
-from minray.cli import env_cmds, job_cmds
+from minray.cli import env_cmds, job_cmds, timeline_cmds
 from minray.cli.common import CliError, say
 
 
@@ -25,6 +26,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     job_cmds.add_parser(sub)
     env_cmds.add_parser(sub)
+    timeline_cmds.add_parser(sub)
     return p
 
 
