@@ -67,7 +67,7 @@ def test_every_task_is_a_span_on_the_row_of_the_process_that_ran_it(ray, tmp_pat
         start, = [e for e in spans(events, "worker_start") if e["pid"] == p]
         assert start["args"]["how"] in ("forked", "exec")
     assert all(e["args"]["state"] == "FINISHED" for e in tasks + calls)
-    assert ray.timeline() == [e for e in ray.timeline()] and isinstance(ray.timeline(), list)
+    assert isinstance(ray.timeline(), list)  # without a filename: the events
 
 
 def test_tasks_queued_behind_one_cpu_show_their_wait(tmp_path):
