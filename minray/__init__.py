@@ -21,6 +21,7 @@ from minray.api import (
     put,
     remote,
     shutdown,
+    timeline,
     wait,
 )
 from minray.generators import DynamicObjectRefGenerator, ObjectRefGenerator
@@ -46,4 +47,4 @@ __all__ = ["ActorClass", "ActorHandle", "DynamicObjectRefGenerator", "ObjectID",
            "ObjectRefGenerator", "RemoteFunction", "actor",
            "available_resources", "cancel", "cluster_resources", "exceptions", "get", "get_actor",
            "get_gpu_ids", "get_runtime_context", "init", "is_initialized", "kill", "method",
-           "nodes", "put", "remote", "shutdown", "wait"]
+           "nodes", "put", "remote", "shutdown", "timeline", "wait"]

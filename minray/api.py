@@ -376,6 +376,25 @@ def nodes() -> list[dict]:
              "Resources": cluster_resources(), "alive": True}]
 
 
+def timeline(filename: str | os.PathLike | None = None) -> list[dict] | None:
+    """The session's tasks, actor calls, worker starts, env preparation, waits and blocked
+    gets in Chrome trace format (open the file in ui.perfetto.dev or chrome://tracing), as
+    Ray's `ray.timeline()`: written as JSON to `filename`, or returned as a list without one."""
+    if filename is not None and not isinstance(filename, (str, os.PathLike)):
+        raise TypeError(f"timeline(filename=...) takes a path (str or os.PathLike) or None, "
+                        f"not {type(filename).__name__}")
+    from minray.chrome_trace import trace_events
+    from minray.util.state_tasks import snapshot
+
+    core.current()  # as every call: this process's session, auto-started if need be
+    events = trace_events(snapshot())
+    if filename is None:
+        return events
+    with open(filename, "w") as f:
+        json.dump(events, f)
+    return None
+
+
 def get_gpu_ids() -> list[int]:
     """The GPUs the calling task or actor holds (none in the driver)."""
     return list(core.current().gpu_ids)

@@ -69,6 +69,7 @@ class Core(abc.ABC):
         """Answer a `minray.protocol.StateQuery` (the state API): (answer, None) or (None,
         why not)."""
 
+
     @abc.abstractmethod
     def put(self, object_id: str, data: Data, for_task: bool = False) -> None:
         """Store a value (in its travelling form, minray.values) under a new id. `for_task`: a

@@ -181,8 +181,9 @@ class LocalCore(core.Core):
                            "in the driver's process; call init() without local_mode=True")
 
     def state_query(self, query) -> tuple:
-        return None, ("the state API is not available in local mode: no worker, actor or "
-                      "object lives outside the driver; call init() without local_mode=True")
+        return None, ("the state API and the timeline are not available in local mode: no "
+                      "worker, actor or object lives outside the driver, and nothing is "
+                      "recorded; call init() without local_mode=True")
 
     def finish_submitted(self) -> None:
         """At exit: every task has run already."""

@@ -163,7 +163,8 @@ class Yield(NamedTuple):
 
 
 class Query(NamedTuple):
-    """A task asks the node about itself (`what`: "resources"); answered by a Reply."""
+    """A task asks the node about the session (`what`: "resources", "task_events");
+    answered by a Reply."""
 
     req_id: int
     what: str

@@ -138,6 +138,13 @@ def test_status_and_lists_while_a_task_runs(driver):
 
     objects = json.loads(cli("list", "objects", "--format", "json").stdout)
     assert sorted(o["task_status"] for o in objects) == ["FINISHED", "RUNNING"]
+
+    tasks = cli("list", "tasks", "--filter", "name=held")
+    assert tasks.returncode == 0, tasks.stderr
+    header, row, total = tasks.stdout.splitlines()
+    assert header.split() == ["TASK_ID", "NAME", "STATE", "TYPE", "WORKER_PID"]
+    assert row.split()[1:4] == ["held", "RUNNING", "NORMAL_TASK"]
+    assert total == "1 tasks"
     d.finish()
 
 

@@ -78,6 +78,12 @@ EXPECTED = {
         "actor: the message names the package: True",
         "a task without the broken env: never runs",
     ],
+    "timeline": [
+        "plain tasks: ['plain', 'plain', 'plain', 'plain']",
+        "tasks in an env_vars env, from a task: ['etl', 'etl', 'etl']",
+        "a task in a pip env: hello from pip",
+        "the trace is a list of events: True",
+    ],
     "uv_run_driver": [
         "starting: uv run --with uv_hello-1.0-py3-none-any.whl python uv_run_driver.py",
         "driver started by uv run: True",

@@ -164,5 +164,7 @@ def test_the_state_api_says_it_has_nothing_to_show():
     try:
         with pytest.raises(state.RayStateApiException, match="not available in local mode"):
             state.list_actors()
+        with pytest.raises(state.RayStateApiException, match="not available in local mode"):
+            minray.timeline()
     finally:
         minray.shutdown()

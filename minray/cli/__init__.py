@@ -4,7 +4,8 @@
     minray job list | status ID | logs [--follow] ID | stop ID
     minray env list | show ID | explain SPEC | build SPEC | gc [ID ...]
     minray debug [INDEX] [--list]
-    minray status | list actors|workers|objects|nodes [--filter KEY=VALUE] [--limit N]
+    minray status | list actors|workers|objects|nodes|tasks [--filter KEY=VALUE] [--limit N]
+    minray timeline TRACE --html OUT.html [--png OUT.png]
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import sys
 
 import runtime_env as renv
-from minray.cli import debug_cmd, env_cmds, job_cmds, state_cmds
+from minray.cli import debug_cmd, env_cmds, job_cmds, state_cmds, timeline_cmds
 from minray.cli.common import CliError, say
 
 
@@ -29,6 +30,7 @@ def parser() -> argparse.ArgumentParser:
     env_cmds.add_parser(sub)
     debug_cmd.add_parser(sub)
     state_cmds.add_parser(sub)
+    timeline_cmds.add_parser(sub)
     return p
 
 

@@ -38,6 +38,7 @@ LISTINGS: dict[str, Listing] = {
     "objects": Listing(state.list_objects,
                        ("object_id", "object_size", "task_status", "reference_type")),
     "nodes": Listing(state.list_nodes, ("node_id", "node_ip", "state", "resources_total")),
+    "tasks": Listing(state.list_tasks, ("task_id", "name", "state", "type", "worker_pid")),
 }
 
 

@@ -107,6 +107,7 @@ class Actors:
     def done(self, worker: Worker, task_id: str, results: list[Result]) -> None:
         actor = worker.actor
         if task_id == actor.spec.task_id:  # the creation task
+            self.pool.log.ended(actor.spec, results, None)
             if not results[0][0]:
                 cause = cloudpickle.loads(results[0][1])
                 self._died(actor, exc.ActorDiedError(
@@ -364,6 +365,7 @@ class Actors:
             self._start(actor)
             return
         actor.dead = error
+        self.pool.log.ended(actor.spec, [], error)  # unless its constructor had already run
         self._release(actor)
         creation = actor.spec.actor
         if self.names.get((creation.namespace, creation.name)) is actor:

@@ -18,13 +18,16 @@ from collections.abc import Callable
 import runtime_env as renv
 from minray import exceptions as exc
 from minray.node.state import EnvState
+from minray.node.task_log import TaskLog
 
 
 class Envs:
     def __init__(self, lock: threading.RLock, setup_log: str, cache: renv.Cache | None, *,
                  on_ready: Callable[[EnvState], None],
-                 on_failed: Callable[[EnvState, exc.RuntimeEnvSetupError], None]):
+                 on_failed: Callable[[EnvState, exc.RuntimeEnvSetupError], None],
+                 log: TaskLog | None = None):
         self._lock = lock
+        self._log = log or TaskLog()  # the timeline's env spans and their steps
         self.setup_log = setup_log
         self.cache = cache  # the one the specs were validated with (None: the default)
         self._on_ready, self._on_failed = on_ready, on_failed
@@ -67,18 +70,28 @@ class Envs:
     def _prepare(self, state: EnvState) -> None:
         timeout = state.spec.config().timeout
         result: list = []
+        record = self._log.env_started(state.hash, state.spec)
+
+        def progress(event) -> None:
+            from runtime_env.progress import StepStarted
+
+            if isinstance(event, StepStarted):
+                self._log.env_step(record, event.field, event.step, event.detail)
+            _show_progress(event)
 
         def build() -> None:
             try:
                 result.append(renv.prepare(state.spec, cache=self.cache,
                                            log_path=self.setup_log, timeout=timeout,
-                                           progress=_show_progress))
+                                           progress=progress))
             except BaseException as e:  # noqa: BLE001 - every failure is the user's answer
                 result.append(e)
 
         builder = threading.Thread(target=build, daemon=True)
         builder.start()
         builder.join(None if timeout is None else timeout + 5)
+        self._log.env_ended(record, None if not result or not isinstance(result[0], BaseException)
+                            else _describe(result[0]))
         with self._lock:
             if self.closed:
                 return

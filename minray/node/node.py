@@ -32,6 +32,7 @@ from minray.node.placement import PlacementGroups
 from minray.node.scheduler import Scheduler
 from minray.node.state import EnvState, Worker
 from minray.node.store import ObjectStore
+from minray.node.task_log import TaskLog
 from minray.node.worker_lives import WorkerLives
 from minray.node.worker_messages import WorkerMessages
 from minray.node.workers import WorkerPool
@@ -64,6 +65,8 @@ class Node(core.Core):
         self.objects = shm.ObjectFolder(self.session_dir.name)
         self.object_dir = str(self.objects.path)
         self.store = ObjectStore(wake=lambda: self.io.wake(), release=self.objects.release)
+        self.log = TaskLog()  # what ran where and when: minray.timeline(), list_tasks()
+        self.store.ended = self.log.ended
         self._messages = WorkerMessages(self)
         self._lives = WorkerLives(self)
         # The I/O thread starts with the loop: it waits for the lock until every part exists
@@ -79,7 +82,7 @@ class Node(core.Core):
                                        MINRAY_NODE_ID=self.node_id,
                                        MINRAY_RESOURCES=json.dumps(self._resource_totals),
                                        **{FOLDER_VAR: self.object_dir}),
-                                   on_exit=self._lives.exited)
+                                   on_exit=self._lives.exited, log=self.log)
             if job_server is not None:  # init's prestarted worker will come from it
                 self.pool.forkservers.adopt(job_server)
             self.scheduler = Scheduler(self.pool, self.store, num_cpus, fail_env=self.fail_env,
@@ -95,7 +98,7 @@ class Node(core.Core):
                                    self.store, pending=self.pending,
                                    fail_pending=self._fail_pending)
             self.envs = Envs(self._lock, self.setup_log, cache, on_ready=self._env_ready,
-                             on_failed=self.fail_env)
+                             on_failed=self.fail_env, log=self.log)
             self.job_env = self.envs.get(job_env, prepare=False)
             if job_env.config()["eager_install"]:  # as Ray: build the job env at init
                 self.envs.get(job_env)
@@ -129,14 +132,19 @@ class Node(core.Core):
         with self._lock:
             self._check_session(ids)
             cancel = self.store.when_all_ready(ids, done.set)
-        if not done.wait(timeout):
-            with self._lock:
-                cancel()
-                if not done.is_set():
-                    raise exc.GetTimeoutError(
-                        f"get timed out after {timeout} s: "
-                        f"{sum(i not in self.store for i in ids)} of {len(ids)} objects not "
-                        f"ready")
+        since = None if done.is_set() else time.time()  # it blocks: the timeline shows it
+        try:
+            if not done.wait(timeout):
+                with self._lock:
+                    cancel()
+                    if not done.is_set():
+                        raise exc.GetTimeoutError(
+                            f"get timed out after {timeout} s: "
+                            f"{sum(i not in self.store for i in ids)} of {len(ids)} objects "
+                            f"not ready")
+        finally:
+            if since is not None:
+                self.log.driver_blocked("get", len(ids), threading.get_ident(), since)
         return [self.store[i] for i in ids]
 
     def wait(self, ids: list[str], num_returns: int, timeout: float | None) -> set[str]:
@@ -144,7 +152,10 @@ class Node(core.Core):
         with self._lock:
             self._check_session(ids)
             cancel = self.store.when_ready(ids, num_returns, done.set)
-        done.wait(timeout)
+        if not done.is_set():
+            since = time.time()
+            done.wait(timeout)
+            self.log.driver_blocked("wait", len(ids), threading.get_ident(), since)
         with self._lock:
             cancel()
             return {i for i in ids if i in self.store}
@@ -248,6 +259,7 @@ class Node(core.Core):
             spec.func_bytes = None
         self.store.collect()
         self.store.pin(spec.deps)  # until the task finishes: a retry needs its arguments again
+        self.log.submitted(spec, owner)
         if spec.kind == CALL:
             self.actors.pin_handles(spec.handles)
             self.actors.call(spec)
@@ -269,6 +281,7 @@ class Node(core.Core):
             self._enqueue(spec, env)
         else:  # until its arguments exist; cancel() finds it here
             self.pending[spec.task_id] = spec
+            self.log.waits_for_args(spec)
             self.store.when_all_ready(spec.deps, lambda: self._deps_ready(spec, env))
 
     def _deps_ready(self, spec: TaskSpec, env: EnvState) -> None:
@@ -290,6 +303,7 @@ class Node(core.Core):
         if failed is not None:
             self.store.complete(spec, [failed] * len(spec.return_ids))
             return
+        self.log.queued(spec, env)
         self.scheduler.enqueue(spec, env)
         self.schedule()
 

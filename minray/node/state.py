@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import enum
 import subprocess
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -49,9 +50,10 @@ class WorkerState(enum.Enum):
 class Request:
     """A task blocked in get or wait, until the node replies."""
 
-    __slots__ = ("ids", "wait", "cancel")
+    __slots__ = ("ids", "wait", "cancel", "since")
 
     def __init__(self, ids: list[str], wait: bool, cancel: Callable[[], None]):
+        self.since = time.time()  # for the timeline's blocked span
         self.ids = ids
         self.wait = wait  # a wait is answered with the ready ids, a get with the results
         self.cancel = cancel  # forgets its waiters in the object store

@@ -18,6 +18,7 @@ from minray.node.io_loop import Connection
 from minray.node.state import Actor, WorkerState
 from minray.objects import id_hex
 from minray.protocol import Message, Reply, StateQuery
+from minray.util.state_filters import passes
 from minray.values import Segment
 
 if TYPE_CHECKING:
@@ -32,7 +33,9 @@ def answer(node: Node, query: StateQuery) -> tuple[Any, str | None]:
     try:
         if query.kind == "status":
             return status(node), None
-        passed = [row for row in ROWS[query.kind](node) if passes(row, query.filters)]
+        if query.kind == "task_events":  # the event log, for list_tasks and the timeline
+            return node.log.snapshot(node_id=node.node_id, job_id=node.job_id), None
+        passed = [row for row in ROWS[query.kind](node) if passes(row.get, query.filters)]
         return (passed[:query.limit], len(passed)), None
     except Exception as e:  # noqa: BLE001 - the asker raises it; the node goes on
         return None, f"{type(e).__name__}: {e}"
@@ -46,31 +49,6 @@ def observed(node: Node, conn: Connection, msg: Message) -> None:
         node.io.close(conn)
 
 
-# ---------------------------------------------------------------------- filters
-def passes(row: Row, filters: list[tuple[str, str, Any]]) -> bool:
-    for key, predicate, value in filters:
-        if _equal(row[key], value) != (predicate == "="):
-            return False
-    return True
-
-
-def _equal(have: Any, want: Any) -> bool:
-    """A filter's value (often a string from the command line) against a field, compared as
-    the field's type, as Ray does: "true"/"1" match True, "42" matches 42."""
-    if have is None or want is None:
-        return have is want
-    if isinstance(have, bool):
-        return have == (str(want).lower() in ("true", "1")) if isinstance(want, str) \
-            else have == bool(want)
-    if isinstance(have, int | float) and isinstance(want, str):
-        try:
-            return have == float(want)
-        except ValueError:
-            return False
-    return have == want if type(have) is type(want) else str(have) == str(want)
-
-
-# ---------------------------------------------------------------------- actors
 def actor_state(actor: Actor, store) -> str:
     if actor.dead is not None:
         return "DEAD"

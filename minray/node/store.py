@@ -39,6 +39,8 @@ class ObjectStore:
         self._waiters: dict[str, list[Callable[[str], None]]] = {}
         # set by the node: a finished task no longer keeps alive the actors its args name
         self.release_handles: Callable[[list[str] | None], None] = _ignore
+        # set by the node: its event log hears of every task's end (TaskLog.ended)
+        self.ended: Callable[[TaskSpec, list[Result], BaseException | None], None] = _ignore3
         self._in_segments: set[str] = set()  # ids whose value is a segment
         objects.track(self._ref_events, self._escaped, self._in_segments, wake)
 
@@ -66,8 +68,11 @@ class ObjectStore:
         for callback in self._waiters.pop(oid, ()):
             callback(oid)
 
-    def complete(self, task: TaskSpec, results: list[Result]) -> None:
-        """A task is over: store its results and release its arguments."""
+    def complete(self, task: TaskSpec, results: list[Result],
+                 error: BaseException | None = None) -> None:
+        """A task is over: store its results and release its arguments. `error`: the
+        node's reason when it failed the task itself."""
+        self.ended(task, results, error)
         for oid, result in zip(task.return_ids, results, strict=False):
             self.store(oid, result)
         self.unpin(task.deps)
@@ -81,7 +86,7 @@ class ObjectStore:
 
     def fail(self, task: TaskSpec, error: BaseException) -> None:
         """Every result of the task is `error`."""
-        self.complete(task, [error_result(error)] * len(task.return_ids))
+        self.complete(task, [error_result(error)] * len(task.return_ids), error)
 
     def failed_dep(self, task: TaskSpec) -> Result | None:
         """The error result of the first argument that failed, if any (all must be stored)."""
@@ -182,4 +187,8 @@ def _nothing() -> None:
 
 
 def _ignore(_ids) -> None:
+    pass
+
+
+def _ignore3(_task, _results, _error) -> None:
     pass

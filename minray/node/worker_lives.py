@@ -36,6 +36,7 @@ class WorkerLives:
                 f"{hello.setup_error}"))
             return worker
         worker.env.connected = True
+        node.log.worker_connected(worker)
         if worker.actor is not None:
             node.actors.connected(worker)
         else:
@@ -67,6 +68,7 @@ class WorkerLives:
                 node.store.fail(task, removed)
             elif task.max_retries < 0 or task.attempts < task.max_retries:
                 task.attempts += 1
+                node.log.queued(task, worker.env)
                 node.scheduler.enqueue(task, worker.env, first=True)
             else:
                 node.store.fail(task, exc.WorkerCrashedError(

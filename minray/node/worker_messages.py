@@ -114,6 +114,7 @@ class WorkerMessages:
         wait = isinstance(msg, Wait)
         request = Request(msg.ids, wait, cancel=lambda: None)
         worker.requests[msg.req_id] = request
+        node.log.block_started(worker, request)
         node.scheduler.blocked(worker)
         need = msg.num_returns if wait else len(set(msg.ids))
         request.cancel = node.store.when_ready(msg.ids, need,
@@ -125,6 +126,7 @@ class WorkerMessages:
         if request is None or worker.state is WorkerState.DEAD:
             return
         store = self._node.store
+        self._node.log.block_ended(worker, request)
         if request.wait:
             payload = [i for i in request.ids if i in store]
         else:
@@ -138,6 +140,7 @@ class WorkerMessages:
         if request is None:
             return
         request.cancel()
+        self._node.log.block_ended(worker, request)
         self._node.scheduler.unblocked(worker)
         if request.wait:
             self._node.pool.send(worker, Reply(req_id, [i for i in request.ids

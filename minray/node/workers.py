@@ -21,6 +21,7 @@ from minray.node.io_loop import IOLoop
 from minray.node.launch import BOOT_SCRIPT
 from minray.node.state import Actor, EndedWorker, EnvState, Worker, WorkerState
 from minray.node.store import ObjectStore
+from minray.node.task_log import TaskLog
 from minray.protocol import Exit, Message, Run
 from minray.task import TaskSpec
 from runtime_env import processes
@@ -49,8 +50,9 @@ def out_of_resources(error: OSError) -> str | None:
 
 class WorkerPool:
     def __init__(self, io: IOLoop, store: ObjectStore, *, launch_vars: dict[str, str],
-                 cwd: str, on_exit: Callable[[Worker], None]):
+                 cwd: str, on_exit: Callable[[Worker], None], log: TaskLog | None = None):
         self.io = io
+        self.log = log or TaskLog()  # the node's event log: starts, runs, exits
         self.store = store
         self.workers: dict[str, Worker] = {}
         self.starting: dict[Worker, float] = {}  # not connected yet -> when it must have been
@@ -85,9 +87,10 @@ class WorkerPool:
                            MINRAY_RUNTIME_ENV=env.spec.serialize(),
                            MINRAY_ACTOR_RESTARTS=str(actor.restarts if actor else 0))
         cwd = launch.cwd or self._cwd
-        worker.proc = (self.forkservers.fork(worker, launch.py_executable, process_env, cwd)
-                       or self._exec(worker, [*launch.py_executable, BOOT_SCRIPT], process_env,
-                                     cwd))
+        forked = self.forkservers.fork(worker, launch.py_executable, process_env, cwd)
+        worker.proc = forked or self._exec(worker, [*launch.py_executable, BOOT_SCRIPT],
+                                           process_env, cwd)
+        self.log.worker_asked(worker, forked is not None)
         self.workers[worker.id] = worker
         self.starting[worker] = time.monotonic() + register_timeout()
         return worker
@@ -145,6 +148,7 @@ class WorkerPool:
         """Send a task, with its function the first time this worker needs it."""
         if worker.conn is None:
             return
+        self.log.running(task, worker)
         func = None
         if task.func_id is not None and task.func_id not in worker.known_funcs:
             worker.known_funcs.add(task.func_id)
@@ -172,7 +176,9 @@ class WorkerPool:
         for request in worker.requests.values():
             request.cancel()
         worker.requests.clear()
-        return exit_description(code)
+        how = exit_description(code)
+        self.log.worker_exited(worker, how)
+        return how
 
     def end_overdue(self) -> float | None:
         """Kill the workers that did not connect in time (their exits are failed starts, with

@@ -14,46 +14,27 @@ running session on this machine, or the session folder given as `address`
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from minray import core
 from minray.address import check_local
 from minray.objects import id_hex
 from minray.protocol import StateQuery
 from minray.state_client import NoSession, RayStateApiException, connect
+from minray.util.state_filters import Row, check_filters
+from minray.util.state_tasks import TaskState, list_tasks, summarize_tasks
 
 __all__ = ["ActorState", "NodeState", "NoSession", "ObjectState", "RayStateApiException",
-           "WorkerState", "get_actor", "list_actors", "list_nodes", "list_objects",
-           "list_workers"]
+           "TaskState", "WorkerState", "get_actor", "list_actors", "list_nodes", "list_objects",
+           "list_tasks", "list_workers", "summarize_tasks"]
 
 DEFAULT_LIMIT = 100
 DEFAULT_TIMEOUT = 30
-PREDICATES = ("=", "!=")
-
-
-class _Row:
-    """Dict-style reads on a row, as Ray's rows allow."""
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self._fields():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in self._fields() else default
-
-    def asdict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def _fields(cls) -> set[str]:
-        return {f.name for f in dataclasses.fields(cls)}
 
 
 @dataclass
-class ActorState(_Row):
+class ActorState(Row):
     """An actor; state is DEPENDENCIES_UNREADY (its arguments are not ready),
     PENDING_CREATION (waiting for resources, its env, its process or its constructor), ALIVE,
     RESTARTING or DEAD (death_cause says why)."""
@@ -80,7 +61,7 @@ class ActorState(_Row):
 
 
 @dataclass
-class WorkerState(_Row):
+class WorkerState(Row):
     """A worker process (worker_type WORKER) or the driver (DRIVER); ended workers are kept,
     with exit_type SYSTEM_ERROR (a crash), INTENDED_USER_EXIT (an actor killed, exited or
     out of scope) or INTENDED_SYSTEM_EXIT (the node let it go)."""
@@ -102,7 +83,7 @@ class WorkerState(_Row):
 
 
 @dataclass
-class ObjectState(_Row):
+class ObjectState(Row):
     """An object someone can still ask for: object_size is -1 while its task runs;
     reference_type LOCAL_REFERENCE (a ref in the driver), USED_BY_PENDING_TASK,
     CAPTURED_IN_OBJECT (a ref left the driver in a value, or a worker made it) or
@@ -120,7 +101,7 @@ class ObjectState(_Row):
 
 
 @dataclass
-class NodeState(_Row):
+class NodeState(Row):
     """The one node: this machine."""
 
     node_id: str
@@ -221,29 +202,6 @@ def to_row(spec: Kind, row: dict, detail: bool):
     """A row dict from the node as its dataclass; detail-only fields None unless `detail`."""
     return spec.row(**(row if detail else
                        {k: (v if k in spec.base else None) for k, v in row.items()}))
-
-
-def check_filters(filters: list | None, filterable: frozenset[str], where: str) -> list:
-    """Ray's filters: a list of (column, "=" or "!=", value), on the columns Ray filters."""
-    if filters is None:
-        return []
-    if not isinstance(filters, list | tuple):
-        raise TypeError(f"{where}: filters must be a list of (key, predicate, value) tuples, "
-                        f"got {type(filters).__name__}")
-    checked = []
-    for item in filters:
-        if not isinstance(item, list | tuple) or len(item) != 3:
-            raise ValueError(f"{where}: each filter is a (key, predicate, value) tuple, e.g. "
-                             f"(\"state\", \"=\", \"ALIVE\"); got {item!r}")
-        key, predicate, value = item
-        if key not in filterable:
-            raise ValueError(f"{where}: cannot filter on {key!r}; the columns to filter on are "
-                             f"{', '.join(sorted(filterable))}")
-        if predicate not in PREDICATES:
-            raise ValueError(f"{where}: unsupported filter predicate {predicate!r}; available "
-                             f"predicates: =, !=")
-        checked.append((key, predicate, value))
-    return checked
 
 
 def ask(query: StateQuery, address: str | None, timeout: float):
