@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from minray.protocol import Breakpoint
+from runtime_env.processes import pid_alive
 
 HINT = "run `minray debug` in a terminal to attach to it"
 
@@ -107,19 +108,9 @@ def waiting_in(root: Path) -> list[Breakpoint]:
             where = Breakpoint(**json.loads(record.read_text()))
         except (OSError, ValueError, TypeError):  # gone meanwhile, or being written
             continue
-        if _alive(where.pid) and os.path.exists(where.socket):
+        if pid_alive(where.pid) and os.path.exists(where.socket):
             found.append(where)
     return sorted(found, key=lambda w: w.since)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def table(waiting: list[Breakpoint]) -> str:
