@@ -4,6 +4,7 @@ option checks, export once, argument packing."""
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import inspect
 import io
@@ -298,7 +299,7 @@ def _bind(target: _Remote, args: tuple, kwargs: dict, options: dict):
 class RemoteFunction(_Remote):
     _check: CallCheck | None = None
 
-    @property
+    @functools.cached_property
     def _default_returns(self):
         """A generator function streams its values by default, as in Ray."""
         return STREAMING if inspect.isgeneratorfunction(self._target) else 1

@@ -55,6 +55,8 @@ def limit_from_env() -> int:
     return DEFAULT_LIMIT
 
 
+_PID = os.getpid()  # the driver's, recorded per blocked get: no system call each time
+
 class _Task:
     """A task's life as recorded; mutable, turned into a TaskEvent by `snapshot()`."""
 
@@ -182,7 +184,7 @@ class TaskLog:
                                          len(request.ids), request.since, time()))
 
     def driver_blocked(self, kind: str, objects: int, thread: int, started: float) -> None:
-        self.blocks.append(ev.BlockEvent(kind, "driver", os.getpid(), thread, None, objects,
+        self.blocks.append(ev.BlockEvent(kind, "driver", _PID, thread, None, objects,
                                          started, time()))
 
     # ------------------------------------------------------------------ workers
