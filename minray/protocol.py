@@ -294,6 +294,8 @@ class Channel:
 
     def recv(self, timeout: float | None = None) -> Message | None:
         """The next message; None on timeout. Raises EOFError when the driver is gone."""
+        if timeout is None:  # the socket blocks already: settimeout would cost two ioctls
+            return self._reader.read(self.sock)
         self.sock.settimeout(timeout)
         try:
             return self._reader.read(self.sock)
