@@ -75,8 +75,7 @@ def test_html_has_one_row_per_worker_and_fetches_nothing(trace, tmp_path):
     assert page.fetches == []  # self-contained: no link, script or image to load
 
 
-def test_png_when_matplotlib_is_there(trace, tmp_path):
-    pytest.importorskip("matplotlib")
+def test_png_with_matplotlib(trace, tmp_path):
     path, _ = trace
     out = tmp_path / "out.png"
     assert main(["timeline", str(path), "--png", str(out)]) == 0
