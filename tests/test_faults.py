@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import stat
+import struct
 import subprocess
 import sys
 import textwrap
@@ -242,3 +244,28 @@ def test_a_worker_that_never_connects_is_ended_after_the_register_timeout(monkey
         ray.get(where.options(runtime_env=hangs).remote(), timeout=60)
     assert ray.get(where.remote(), timeout=60) == "ran"  # its CPU was given back
     ray.shutdown()
+
+
+@pytest.mark.parametrize("payload", [
+    b"not a pickle at all",
+    pickle.dumps((10_000, "no such message")),
+    pickle.dumps("a string, not a message"),
+])
+def test_a_stranger_writing_garbage_to_the_node_socket_is_dropped_and_the_node_goes_on(
+        ray, payload):
+    """Only a worker or an observer speaks to the node; anything else that connects and writes
+    a frame the node cannot read loses its connection, and the session goes on."""
+    import socket
+
+    from minray import core
+
+    @ray.remote
+    def f(x):
+        return x + 1
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stranger:
+        stranger.connect(core.current()._socket)
+        stranger.sendall(struct.pack("!Q", len(payload)) + payload)
+        stranger.settimeout(30)
+        assert stranger.recv(1) == b""  # the node closed it
+    assert ray.get(f.remote(1), timeout=60) == 2

@@ -212,6 +212,10 @@ class IOLoop:
             except (EOFError, OSError):  # closed: the process exit settles what it was running
                 self.close(conn)
                 return
+            except Exception as e:  # noqa: BLE001 - not our protocol: that connection ends
+                self._report(e)
+                self.close(conn)
+                return
             if conn.owner is None:  # a new connection: its first message names the worker
                 if isinstance(msg, Hello):
                     conn.owner, conn.handle = self._on_hello(conn, msg), self._on_message
