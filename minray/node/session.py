@@ -78,13 +78,12 @@ def _prune(root: Path) -> None:
     for mtime, folder in by_age:
         if mtime >= day_ago:  # checked first: with many young sessions, no pid is looked up
             break
-        parts = folder.name.split("_", 4)  # session, date, time, pid, random (may hold "_")
-        live = len(parts) == 5 and parts[3].isdigit() and processes.pid_alive(int(parts[3]))
-        if not live:
+        info = session_info(folder)
+        if info is None or not info.alive:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _mtime(entry: os.DirEntry) -> float:
+def _mtime(entry: os.DirEntry | Path) -> float:
     try:
         return entry.stat().st_mtime
     except OSError:  # pruned meanwhile by another driver
@@ -116,7 +115,7 @@ class SessionInfo(NamedTuple):
 
     folder: Path
     driver_pid: int
-    alive: bool  # the driver's pid runs (it may still be another process that reused it)
+    alive: bool  # its driver runs: its pid does, and that process is older than the folder
 
 
 def session_info(folder: Path) -> SessionInfo | None:
@@ -126,7 +125,23 @@ def session_info(folder: Path) -> SessionInfo | None:
     if len(parts) != 5 or parts[0] != "session" or not parts[3].isdigit():
         return None
     pid = int(parts[3])
-    return SessionInfo(folder, pid, processes.pid_alive(pid))
+    return SessionInfo(folder, pid, _driver_runs(pid, f"{parts[1]}_{parts[2]}"))
+
+
+def _driver_runs(pid: int, stamp: str) -> bool:
+    """The pid runs, and not as a later process that reused it: the driver made the folder,
+    so it started before the folder's time stamp (which is truncated to the second)."""
+    if not processes.pid_alive(pid):
+        return False
+    import psutil
+
+    try:
+        made = time.mktime(time.strptime(stamp, "%Y-%m-%d_%H-%M-%S"))
+        return psutil.Process(pid).create_time() <= made + 1
+    except (ValueError, OverflowError):  # a hand-made name: trust the pid
+        return True
+    except psutil.Error:  # gone meanwhile
+        return False
 
 
 def sessions() -> list[SessionInfo]:
