@@ -19,7 +19,8 @@ new actors and `env_vars`-only envs share the job's server. A key's server start
 first worker is asked for, which is forked as soon as the server is up (so it costs what an
 exec would), and lives until shutdown; the job's is spawned first thing in init
 (`spawn_job_server`), so the worker init prestarts comes from it. A server that cannot start
-or dies is not restarted: its key's workers are exec'd from then on. Servers need pidfds
+or dies is not restarted: its key's workers are exec'd from then on, the ones it was asked
+for and had not forked included (`WorkerPool._forked_exit`). Servers need pidfds
 (Linux): elsewhere every worker is exec'd, as it is with MINRAY_FORK_SERVER=0.
 """
 

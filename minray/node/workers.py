@@ -81,22 +81,25 @@ class WorkerPool:
         """Start a worker process in a ready env, forked from its fork server when that gives
         the same process an exec would; raises WorkerStartError."""
         worker = Worker(f"w{new_id()}", env, None, actor=actor)
-        launch = env.launch
-        process_env = launch.process_env()
-        process_env.update(self._launch_vars, MINRAY_WORKER_ID=worker.id,
-                           MINRAY_RUNTIME_ENV=env.spec.serialize(),
-                           MINRAY_ACTOR_RESTARTS=str(actor.restarts if actor else 0))
-        cwd = launch.cwd or self._cwd
-        forked = self.forkservers.fork(worker, launch.py_executable, process_env, cwd)
-        worker.proc = forked or self._exec(worker, [*launch.py_executable, BOOT_SCRIPT],
-                                           process_env, cwd)
+        process_env, cwd = self._process_env(worker), env.launch.cwd or self._cwd
+        forked = self.forkservers.fork(worker, env.launch.py_executable, process_env, cwd)
+        worker.proc = forked or self._exec(worker, process_env, cwd)
         self.log.worker_asked(worker, forked is not None)
         self.workers[worker.id] = worker
         self.starting[worker] = time.monotonic() + register_timeout()
         return worker
 
-    def _exec(self, worker: Worker, argv: list[str], process_env: dict[str, str],
-              cwd: str) -> subprocess.Popen:
+    def _process_env(self, worker: Worker) -> dict[str, str]:
+        """The environment a worker starts with: its launch context's, and who it is."""
+        process_env = worker.env.launch.process_env()
+        process_env.update(self._launch_vars, MINRAY_WORKER_ID=worker.id,
+                           MINRAY_RUNTIME_ENV=worker.env.spec.serialize(),
+                           MINRAY_ACTOR_RESTARTS=str(worker.actor.restarts if worker.actor
+                                                     else 0))
+        return process_env
+
+    def _exec(self, worker: Worker, process_env: dict[str, str], cwd: str) -> subprocess.Popen:
+        argv = [*worker.env.launch.py_executable, BOOT_SCRIPT]
         try:
             proc = subprocess.Popen(argv, env=process_env, cwd=cwd,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
@@ -117,8 +120,16 @@ class WorkerPool:
 
     def _forked_exit(self, worker: Worker) -> None:
         """A forked worker ended, or its server could not fork it: say why in the latter case,
-        as a failed exec would."""
+        as a failed exec would. One whose server died before forking it is exec'd instead: the
+        worker never ran, and neither its env nor its actor is to blame."""
         proc = worker.proc
+        if proc.pid is None and proc.error is None and worker.state is WorkerState.STARTING:
+            try:
+                worker.proc = self._exec(worker, self._process_env(worker),
+                                         worker.env.launch.cwd or self._cwd)
+                return
+            except WorkerStartError as e:
+                worker.start_error, worker.refused = str(e), not e.env_broken
         if proc.pid is None and worker.start_error is None:
             if proc.error is not None:
                 worker.start_error = out_of_resources(proc.error) or (
