@@ -120,10 +120,13 @@ class WorkerPool:
 
     def _forked_exit(self, worker: Worker) -> None:
         """A forked worker ended, or its server could not fork it: say why in the latter case,
-        as a failed exec would. One whose server died before forking it is exec'd instead: the
-        worker never ran, and neither its env nor its actor is to blame."""
+        as a failed exec would. One whose server was up and then died before forking it is
+        exec'd instead: the worker never ran, and neither its env nor its actor is to blame (a
+        server that never came up says more about the env; one the node ended as stuck has a
+        start_error already)."""
         proc = worker.proc
-        if proc.pid is None and proc.error is None and worker.state is WorkerState.STARTING:
+        if proc.pid is None and proc.error is None and proc.server.answered and \
+                worker.start_error is None and worker.state is WorkerState.STARTING:
             try:
                 worker.proc = self._exec(worker, self._process_env(worker),
                                          worker.env.launch.cwd or self._cwd)
