@@ -29,6 +29,19 @@ def doubler(ray):
     return Doubler
 
 
+def gated_worker(ray, gate: Gate, held: str):
+    """An actor class whose `work(v)` returns v, but waits for the gate when v is `held`."""
+
+    @ray.remote
+    class Worker:
+        def work(self, v):
+            if v == held:
+                gate.wait(T)
+            return v
+
+    return Worker
+
+
 # ---------------------------------------------------------------------------------- ActorPool
 def test_map_gives_results_in_order_and_map_unordered_gives_them_all(ray):
     Doubler = doubler(ray)
@@ -42,13 +55,7 @@ def test_map_gives_results_in_order_and_map_unordered_gives_them_all(ray):
 
 def test_map_unordered_yields_what_is_ready_first(ray, tmp_path):
     gate = Gate(tmp_path)
-
-    @ray.remote
-    class Worker:
-        def work(self, v):
-            if v == "slow":
-                gate.wait(T)
-            return v
+    Worker = gated_worker(ray, gate, "slow")
 
     pool = ActorPool([Worker.remote(), Worker.remote()])
     results = pool.map_unordered(lambda a, v: a.work.remote(v), ["slow", "fast"])
@@ -101,13 +108,7 @@ def test_a_pushed_actor_takes_a_waiting_value(ray):
 
 def test_get_next_times_out_and_can_give_up_a_call(ray, tmp_path):
     gate = Gate(tmp_path)
-
-    @ray.remote
-    class Worker:
-        def work(self, v):
-            if v == "held":
-                gate.wait(T)
-            return v
+    Worker = gated_worker(ray, gate, "held")
 
     pool = ActorPool([Worker.remote()])
     pool.submit(lambda a, v: a.work.remote(v), "held")
@@ -124,13 +125,7 @@ def test_get_next_times_out_and_can_give_up_a_call(ray, tmp_path):
 
 def test_get_next_after_get_next_unordered_is_refused(ray, tmp_path):
     gate = Gate(tmp_path)
-
-    @ray.remote
-    class Worker:
-        def work(self, v):
-            if v == "held":
-                gate.wait(T)
-            return v
+    Worker = gated_worker(ray, gate, "held")
 
     pool = ActorPool([Worker.remote(), Worker.remote()])
     pool.submit(lambda a, v: a.work.remote(v), "held")
