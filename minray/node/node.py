@@ -96,7 +96,7 @@ class Node(core.Core):
             self.pending: dict[str, TaskSpec] = {}  # tasks waiting for their arguments
             self.cancels = Cancels(self.session_dir, self.pool, self.scheduler, self.actors,
                                    self.store, pending=self.pending,
-                                   fail_pending=self._fail_pending)
+                                   fail_pending=self.store.fail)
             self.envs = Envs(self._lock, self.setup_log, cache, on_ready=self._env_ready,
                              on_failed=self.fail_env, log=self.log)
             self.job_env = self.envs.get(job_env, prepare=False)
@@ -287,9 +287,6 @@ class Node(core.Core):
     def _deps_ready(self, spec: TaskSpec, env: EnvState) -> None:
         if self.pending.pop(spec.task_id, None) is not None:  # else: it was cancelled
             self._enqueue(spec, env)
-
-    def _fail_pending(self, spec: TaskSpec, error: BaseException) -> None:
-        self.store.fail(spec, error)
 
     def schedule(self) -> None:
         """Start what waits for resources: actors first (they hold theirs for life), then
