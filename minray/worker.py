@@ -23,6 +23,7 @@ import cloudpickle
 
 from minray import core, handles, values
 from minray import exceptions as exc
+from minray.cancel_marks import MarkReader
 from minray.protocol import (
     Cancel,
     CancelCall,
@@ -66,7 +67,7 @@ class WorkerCore(core.Core):
         self.node_id = os.environ["MINRAY_NODE_ID"]
         self._totals: dict[str, float] | None = None
         self._cuda_default = os.environ.get("CUDA_VISIBLE_DEVICES")
-        self._cancel_marks = os.path.join(os.environ["MINRAY_SESSION_DIR"], "cancelled")
+        self._cancel_marks = MarkReader(os.environ["MINRAY_SESSION_DIR"])
         self.gpu_ids = []
         self._runtime_env_json = os.environ["MINRAY_RUNTIME_ENV"]
         self._task_id: str | None = None
@@ -187,7 +188,7 @@ class WorkerCore(core.Core):
     def is_cancelled(self) -> bool:
         """The running task or call was cancelled (the node left its mark)."""
         task_id = self.task_id
-        return task_id is not None and os.path.exists(os.path.join(self._cancel_marks, task_id))
+        return task_id is not None and self._cancel_marks.is_marked(task_id)
 
     def interrupt(self, signum, frame) -> None:
         """SIGINT: the node cancels the running task. Raise only if it is marked: the task

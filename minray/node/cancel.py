@@ -6,9 +6,9 @@ WorkerCrashedError) and nothing is retried. An actor's call not yet running neve
 running one is not interrupted (an actor has state) but sees `is_canceled()`. With
 `recursive=True` the tasks a cancelled task started are cancelled too.
 
-Which task a worker is told to stop is never in doubt: the node leaves a mark file named by the
-task id in the session folder before it signals, and the worker's SIGINT handler raises only if
-the task it runs has a mark (its previous task may have just ended). Marks go once the task does.
+Which task a worker is told to stop is never in doubt: the node leaves a mark for the task
+(minray/cancel_marks.py) before it signals, and the worker's SIGINT handler raises only if the
+task it runs has a mark (its previous task may have just ended). Marks go once the task does.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from minray import exceptions as exc
+from minray.cancel_marks import Marks
 from minray.node.actors import Actors
 from minray.node.scheduler import Scheduler
 from minray.node.state import Worker
@@ -26,14 +27,12 @@ from minray.node.store import ObjectStore, error_result
 from minray.node.workers import WorkerPool
 from minray.task import CALL, Result, TaskSpec
 
-MARKS = "cancelled"  # the folder of mark files, in the session folder
-
 
 class Cancels:
     def __init__(self, session_dir: Path, pool: WorkerPool, scheduler: Scheduler,
                  actors: Actors, store: ObjectStore, *, pending: dict[str, TaskSpec],
                  fail_pending: Callable[[TaskSpec, BaseException], None]):
-        self.marks = session_dir / MARKS
+        self.marks = Marks(session_dir)
         self.pool, self.scheduler, self.actors, self.store = pool, scheduler, actors, store
         self.pending = pending  # tasks waiting for their arguments, by id (the node's)
         self._fail_pending = fail_pending
@@ -59,7 +58,7 @@ class Cancels:
         name = self.cancelled.pop(task_id, None)
         if name is None:
             return results
-        self._unmark(task_id)
+        self.marks.unmark(task_id)
         return [error_result(exc.TaskCancelledError(f"task {name} was cancelled"))
                 ] * len(results)
 
@@ -68,7 +67,7 @@ class Cancels:
         self.children.pop(task.task_id, None)
         if self.cancelled.pop(task.task_id, None) is None:
             return None
-        self._unmark(task.task_id)
+        self.marks.unmark(task.task_id)
         return exc.WorkerCrashedError(f"task {task.name} was cancelled, and its worker was "
                                       f"killed (force=True)")
 
@@ -86,7 +85,7 @@ class Cancels:
             self.store.fail(task, error)
         elif task.kind == CALL:
             if not self.actors.cancel_queued(task, error):
-                self._mark(task)  # running: it may check is_canceled()
+                self.marks.mark(task.task_id)  # running: it may check is_canceled()
                 self.cancelled[task.task_id] = task.name
                 self.actors.cancel_running(task)  # an async actor cancels its asyncio task
         else:
@@ -94,7 +93,7 @@ class Cancels:
             if worker is None:
                 return
             self.cancelled[task.task_id] = task.name
-            self._mark(task)
+            self.marks.mark(task.task_id)
             if force:
                 self.pool.kill(worker)
             else:
@@ -116,9 +115,3 @@ class Cancels:
                 return worker
         return None
 
-    def _mark(self, task: TaskSpec) -> None:
-        self.marks.mkdir(exist_ok=True)
-        (self.marks / task.task_id).touch()
-
-    def _unmark(self, task_id: str) -> None:
-        (self.marks / task_id).unlink(missing_ok=True)
