@@ -315,28 +315,7 @@ class WorkerCore(core.Core):
             if msg.gpu_ids or self.gpu_ids:
                 self._use_gpus(msg.gpu_ids or [])
         try:
-            if msg.func is not None:
-                self._functions[task.func_id] = cloudpickle.loads(msg.func)
-            call_args, call_kwargs = load_args(task.args, msg.deps)
-            if task.kind == ACTOR:
-                self.actor_id = task.task_id
-                self.actor = self._construct(self._functions[task.func_id], call_args,
-                                             call_kwargs, task.concurrency)
-                results = [(True, b"")]
-            else:
-                if self.actor_error is not None:
-                    raise self.actor_error
-                if task.method == TERMINATE:
-                    raise exc.ActorExit(f"its {TERMINATE} was called")
-                if task.kind == CALL and self.is_cancelled():  # before it started
-                    raise exc.TaskCancelledError(f"task {task.name} was cancelled")
-                fn = (getattr(self.actor, task.method) if task.method is not None
-                      else self._functions[task.func_id])
-                value = fn(*call_args, **call_kwargs)
-                if task.generator is not None:
-                    results = stream(task, value, self.send)
-                else:
-                    results = dump_results(value, len(task.return_ids), task.name)
+            results = self._call(task, msg)
         except KeyboardInterrupt:  # cancel(): the node reports TaskCancelledError
             results = [dump_error(exc.TaskCancelledError(f"task {task.name} was cancelled"))
                        ] * len(task.return_ids)
@@ -353,6 +332,30 @@ class WorkerCore(core.Core):
         finally:
             self._task_id = None
         self.send(Done(task.task_id, results))
+
+    def _call(self, task: TaskSpec, msg: Run) -> list[Result]:
+        """Run the task; its results. Its arguments and value are gone when this returns,
+        before Done is sent: a segment mapped for them is then free to be reused."""
+        if msg.func is not None:
+            self._functions[task.func_id] = cloudpickle.loads(msg.func)
+        call_args, call_kwargs = load_args(task.args, msg.deps)
+        if task.kind == ACTOR:
+            self.actor_id = task.task_id
+            self.actor = self._construct(self._functions[task.func_id], call_args,
+                                         call_kwargs, task.concurrency)
+            return [(True, b"")]
+        if self.actor_error is not None:
+            raise self.actor_error
+        if task.method == TERMINATE:
+            raise exc.ActorExit(f"its {TERMINATE} was called")
+        if task.kind == CALL and self.is_cancelled():  # before it started
+            raise exc.TaskCancelledError(f"task {task.name} was cancelled")
+        fn = (getattr(self.actor, task.method) if task.method is not None
+              else self._functions[task.func_id])
+        value = fn(*call_args, **call_kwargs)
+        if task.generator is not None:
+            return stream(task, value, self.send)
+        return dump_results(value, len(task.return_ids), task.name)
 
     def _use_gpus(self, gpu_ids: list[int]) -> None:
         """Show the task only its own GPUs, as Ray does; a task without restores the

@@ -17,6 +17,7 @@ import pytest
 
 import minray
 from minray import values
+from minray.node import shm
 from minray.exceptions import ObjectStoreFullError
 from procs import Gate, wait_for
 
@@ -31,8 +32,9 @@ def blob(n: int = BIG) -> bytes:
 
 
 def files(folder: str | Path) -> list[str]:
-    """The segments of live values (freed ones wait a moment in the pool, see pooled)."""
-    return sorted(n for n in os.listdir(folder) if n != values.POOL)
+    """The segments of live values (freed ones wait a moment in the pool, see pooled, or
+    while still mapped somewhere, in shm.HELD)."""
+    return sorted(n for n in os.listdir(folder) if n not in (values.POOL, shm.HELD))
 
 
 def pooled(folder: str | Path) -> list[str]:
@@ -174,6 +176,32 @@ def test_an_array_read_in_place_keeps_its_contents_after_its_ref_goes(node):
     more = [minray.put(np.zeros(BIG // 8)) for _ in range(3)]
     assert minray.get(keeper.total.remote()) == BIG // 8
     assert len(more) == 3
+
+
+def test_a_mapped_value_waits_while_read_in_place_then_is_pooled(node):
+    """Freed while an array still reads it, its file is kept aside (never rewritten under the
+    reader); once the array is dropped, the file joins the pool for the next value."""
+    array = minray.get(echo.remote(np.full(BIG // 8, 3.0)))
+    wait_for(lambda: not files(node), "the argument and the result to be freed")
+    held = os.listdir(Path(node) / shm.HELD)
+    assert len(held) == 1, "the result's file waits while the array maps it"
+    inode = os.stat(Path(node) / shm.HELD / held[0]).st_ino
+    others = [minray.put(np.full(BIG // 8, float(i))) for i in range(3)]
+    assert (array == 3.0).all()
+    del array
+    wait_for(lambda: inode in pooled_inodes(node), "the result's file in the pool")
+    assert os.listdir(Path(node) / shm.HELD) == []
+    assert len(others) == 3
+
+
+def pooled_inodes(folder: str) -> set[int]:
+    inodes = set()
+    for name in pooled(folder):
+        try:
+            inodes.add(os.stat(Path(folder) / values.POOL / name).st_ino)
+        except FileNotFoundError:  # expired meanwhile
+            pass
+    return inodes
 
 
 def test_small_values_never_touch_the_folder(node):

@@ -11,7 +11,10 @@ is free, in case a reaper was killed too.
 Freed segments are not removed at once: they wait RECYCLE_SECONDS in `<folder>/free/` for a
 writer to take one (minray.values._claim), since tmpfs allocating fresh pages costs about as
 much as copying into them. The pool holds at most a quarter of the folder's filesystem, and a
-writer that needs its room empties it.
+writer that needs its room empties it. A freed segment that a process still has mapped (a numpy
+array read in place) must not be rewritten under its reader: it waits in `<folder>/held/`,
+looked at every HELD_RECHECK_SECONDS, and joins the pool once nobody maps it (or is removed
+after HELD_SECONDS; its readers keep its pages until they let go).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from minray import values
 
 ROOT_VAR = "MINRAY_OBJECT_STORE_DIR"
 RECYCLE_SECONDS = 2.0
+HELD = "held"
+HELD_RECHECK_SECONDS = 0.05
+HELD_SECONDS = 10.0
 _REAP = 'read _; rm -rf "$0" "$1"; sleep 2; rm -rf "$0" "$1"'
 
 
@@ -53,6 +59,10 @@ class ObjectFolder:
         self._pool = self.path / values.POOL
         self._pool.mkdir(mode=0o700)
         self._pooled: dict[str, tuple[float, int]] = {}  # name -> (remove at, size)
+        self._held_dir = self.path / HELD
+        self._held_dir.mkdir(mode=0o700)
+        self._held: dict[str, tuple[float, int]] = {}  # name -> (give up at, size)
+        self._recheck_at = 0.0
         fs = os.statvfs(self.path)
         self._pool_limit = fs.f_blocks * fs.f_frsize // 4
         # Its own session: a Ctrl-C or kill of the driver's group leaves it to see the driver
@@ -64,33 +74,50 @@ class ObjectFolder:
                                         env={"PATH": os.defpath})
 
     def release(self, data: values.Data) -> None:
-        """A freed value: its segment goes to the pool, or away when the pool is full or a
-        process still has it mapped (a numpy array read in place: reusing the file would change
-        that array under its reader; removed, its pages stay theirs until they let go)."""
+        """A freed value: its segment goes to the pool, waits while a process still has it
+        mapped, or goes away when the pool is full."""
         if type(data) is not values.Segment:
             return
-        if sum(size for _, size in self._pooled.values()) + data.size > self._pool_limit or \
-                data.kind == values.PICKLED and _mapped(data.path):
-            values.free(data)
+        if data.kind == values.PICKLED and _mapped(data.path):
+            name = os.path.basename(data.path)
+            if _move(data.path, self._held_dir / name):
+                self._held[name] = (time.monotonic() + HELD_SECONDS, data.size)
             return
-        name = f"{data.size}.{os.urandom(8).hex()}"
-        try:
-            os.rename(data.path, self._pool / name)
-        except FileNotFoundError:
+        self._to_pool(data.path, data.size)
+
+    def _to_pool(self, path: str | Path, size: int) -> None:
+        if sum(pooled for _, pooled in self._pooled.values()) + size > self._pool_limit:
+            Path(path).unlink(missing_ok=True)
             return
-        self._pooled[name] = (time.monotonic() + RECYCLE_SECONDS, data.size)
+        name = f"{size}.{os.urandom(8).hex()}"
+        if _move(path, self._pool / name):
+            self._pooled[name] = (time.monotonic() + RECYCLE_SECONDS, size)
 
     def expire(self) -> float | None:
-        """Remove the pool's files that waited long enough (a writer may have taken them);
-        the seconds until the next one is due, None if none."""
+        """Pool the held files nobody maps any more; remove the pool's files that waited long
+        enough (a writer may have taken them). The seconds until the next look, None if none."""
         now = time.monotonic()
+        if self._held and now >= self._recheck_at:
+            self._recheck_held(now)
         for name, (due, _size) in list(self._pooled.items()):
             if due <= now:
                 del self._pooled[name]
                 (self._pool / name).unlink(missing_ok=True)
-        if not self._pooled:
-            return None
-        return max(0.0, min(due for due, _ in self._pooled.values()) - now)
+        dues = [due for due, _ in self._pooled.values()]
+        if self._held:
+            dues.append(self._recheck_at)
+        return max(0.0, min(dues) - now) if dues else None
+
+    def _recheck_held(self, now: float) -> None:
+        self._recheck_at = now + HELD_RECHECK_SECONDS
+        for name, (give_up, size) in list(self._held.items()):
+            path = self._held_dir / name
+            if not _mapped(str(path)):
+                del self._held[name]
+                self._to_pool(path, size)
+            elif give_up <= now:
+                del self._held[name]
+                path.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Remove the folder and everything in it; end the reaper."""
@@ -100,6 +127,14 @@ class ObjectFolder:
         self._reaper.kill()
         self._reaper.stdin.close()
         self._reaper.wait()
+
+
+def _move(source: str | Path, target: Path) -> bool:
+    try:
+        os.rename(source, target)
+        return True
+    except FileNotFoundError:  # taken meanwhile
+        return False
 
 
 def _mapped(path: str) -> bool:
