@@ -14,13 +14,13 @@ broken_env = {"pip": {"packages": ["no-such-package-anywhere"],
 
 @ray.remote
 def task():
-    return "never runs"
+    return "ran"
 
 
 @ray.remote
 class Actor:
     def ping(self):
-        return "never answers"
+        return "answered"
 
 
 try:
@@ -36,7 +36,8 @@ except ray.exceptions.RuntimeEnvSetupError as error:
     print("actor: caught RuntimeEnvSetupError")
     print("actor: the message names the package:", "no-such-package-anywhere" in str(error))
 
-# Tasks with a good env still run.
-print("a task without the broken env:", ray.get(task.remote()))
+# The rest of the job goes on: the same task and actor without the broken env work.
+print("the same task without the broken env:", ray.get(task.remote()))
+print("the same actor without the broken env:", ray.get(Actor.remote().ping.remote()))
 
 ray.shutdown()

@@ -53,6 +53,7 @@ ray.timeline("timeline.json")
 with open("timeline.json") as f:
     events = json.load(f)
 print("the trace is a list of events:", isinstance(events, list))
+print("trace written to timeline.json: open it in https://ui.perfetto.dev or chrome://tracing")
 
 try:  # the command line's module draws the trace; Ray has none, so this part is skipped
     cli = importlib.import_module(f"{ray.__name__}.cli")

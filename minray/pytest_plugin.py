@@ -43,13 +43,23 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "that the minray_node fixture starts for this test")
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A runtime_env marker on a test that starts no node of its own would be silently ignored
+    (minray_session_node's env is the session's): say so instead."""
+    if item.get_closest_marker(MARKER) is not None and \
+            "minray_node" not in getattr(item, "fixturenames", ()):
+        pytest.fail(f"{item.nodeid}: @pytest.mark.{MARKER} sets the env of the minray_node "
+                    f"fixture, which this test does not use (minray_session_node takes its env "
+                    f"from minray_session_runtime_env or --minray-runtime-env)", pytrace=False)
+
+
 @pytest.fixture
 def minray_node(request: pytest.FixtureRequest):
     """A running local node for one test, shut down after it. Its runtime env comes from the
     test's `@pytest.mark.runtime_env({...})`, or from an indirect parameter
     (`@pytest.mark.parametrize("minray_node", [{...}], indirect=True)`). Yields the minray
     module."""
-    yield from _node(request, _requested_env(request))
+    yield from _node(request, _requested_env(request), "minray_node")
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +79,7 @@ def minray_session_runtime_env(request: pytest.FixtureRequest) -> dict | None:
 def minray_session_node(request: pytest.FixtureRequest, minray_session_runtime_env):
     """One node shared by every test of the session (of each xdist worker), shut down at the
     end. Yields the minray module."""
-    yield from _node(request, minray_session_runtime_env)
+    yield from _node(request, minray_session_runtime_env, "minray_session_node")
 
 
 def _requested_env(request: pytest.FixtureRequest) -> dict | None:
@@ -86,21 +96,38 @@ def _requested_env(request: pytest.FixtureRequest) -> dict | None:
     return marker.args[0]
 
 
-def _node(request: pytest.FixtureRequest, env: dict | None):
+_running_fixture: str | None = None  # the fixture whose node runs in this process, if any
+
+
+def _node(request: pytest.FixtureRequest, env: dict | None, fixture: str):
     import minray
 
     if minray.is_initialized():
-        pytest.fail("a minray node is already running in this process (another fixture's, "
-                    "or one the code under test started): minray_node and "
-                    "minray_session_node each need the process's only node; use one of them "
-                    "per test module, or shut the other node down", pytrace=False)
+        pytest.fail(f"a minray node is already running in this process: {_why_busy(fixture)}",
+                    pytrace=False)
+    global _running_fixture
     info = minray.init(num_cpus=request.config.getoption("minray_num_cpus"), runtime_env=env)
+    _running_fixture = fixture
     try:
         if env:
             _prepare_now(minray, info)
         yield minray
     finally:
+        _running_fixture = None
         minray.shutdown()
+
+
+def _why_busy(wanted: str) -> str:
+    """What to do when `wanted` finds the process's only node taken."""
+    if _running_fixture == "minray_session_node":
+        return (f"minray_session_node's, which runs until the session ends, so {wanted} "
+                f"cannot start one; run the tests that use minray_node in a pytest run of "
+                f"their own (select them with -k or -m), or let them use minray_session_node")
+    if _running_fixture:
+        return (f"{_running_fixture}'s; a test can use minray_node or minray_session_node, "
+                f"not both")
+    return (f"one the code under test started and did not shut down; {wanted} needs the "
+            f"process's only node")
 
 
 def _prepare_now(minray, info: dict) -> None:

@@ -76,13 +76,15 @@ EXPECTED = {
         "task: the message names the package: True",
         "actor: caught RuntimeEnvSetupError",
         "actor: the message names the package: True",
-        "a task without the broken env: never runs",
+        "the same task without the broken env: ran",
+        "the same actor without the broken env: answered",
     ],
     "timeline": [
         "plain tasks: ['plain', 'plain', 'plain', 'plain']",
         "tasks in an env_vars env, from a task: ['etl', 'etl', 'etl']",
         "a task in a pip env: hello from pip",
         "the trace is a list of events: True",
+        "trace written to timeline.json: open it in https://ui.perfetto.dev or chrome://tracing",
     ],
     "uv_run_driver": [
         "starting: uv run --with uv_hello-1.0-py3-none-any.whl python uv_run_driver.py",
@@ -119,3 +121,24 @@ def test_example_runs_on_minray(name, tmp_path):
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert labelled_lines(proc.stdout) == EXPECTED[name], proc.stdout + proc.stderr
+
+
+def _readme_section(title: str) -> str:
+    readme = (REPO / "README.md").read_text()
+    start = readme.index(f"\n## {title}\n")
+    return readme[start:readme.index("\n## ", start + 1)]
+
+
+def test_the_readmes_first_command_runs_the_quickstart():
+    """The README's first command block starts by installing minray and running the quickstart
+    (which test_example_runs_on_minray runs)."""
+    readme = (REPO / "README.md").read_text()
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert first_block.splitlines()[0].split("#")[0].strip() == (
+        "python -m pip install -e . && python examples/quickstart.py")
+
+
+def test_the_readme_describes_every_example():
+    section = _readme_section("Examples")
+    missing = [name for name in example_names() if f"| `{name}.py` |" not in section]
+    assert missing == [], "examples without a row in the README's Examples table"
