@@ -143,11 +143,71 @@ def test_ctrl_c_while_the_env_builds_leaves_no_installer_and_no_job(tmp_path):
     finally:
         index.close()
     assert cli.returncode == 130 and "Traceback" not in err
+    assert err.startswith("minray: preparing env ")  # submit shows the env's progress
+    assert "(pip: 1 package) interrupted after " in err
     assert err.strip().splitlines()[-1] == ("minray: interrupted while preparing the runtime "
                                             "env; no job was started")
     wait_for(lambda: not alive(installers), "the installer to be killed")
     assert "no job with submission id 'never-started'" in minray_cli(
         "job", "status", "never-started").stderr
+
+
+@pytest.fixture
+def gated(tmp_path):
+    """A runtime env whose pip install waits at an index until the test opens its gate."""
+    wheels = tmp_path / "wheels"
+    demo_wheel(wheels, "1.0", "from the gated index")
+    index = GatedIndex(wheels)
+    spec = {"pip": {"packages": [DEMO], "pip_install_options": ["--no-index", "--find-links",
+                                                                index.url]}}
+    yield index, json.dumps(spec)
+    index.close()
+
+
+def submit_no_wait(spec: str, submission_id: str, *entrypoint: str) -> None:
+    """`job submit --no-wait`, progress shown at once (the job's supervisor inherits that)."""
+    out = subprocess.run([sys.executable, "-m", "minray.cli", "job", "submit", "--no-wait",
+                          "--runtime-env-json", spec, "--submission-id", submission_id, "--",
+                          *entrypoint], capture_output=True, text=True, timeout=120,
+                         env={**process_env(), "MINRAY_PROGRESS_AFTER_SECONDS": "0"})
+    assert out.returncode == 0, out.stderr
+
+
+def status_of(job_id: str) -> str:
+    return json.loads(minray_cli("job", "status", job_id, "--json").stdout)["status"]
+
+
+def test_a_no_wait_job_prepares_its_env_with_progress_in_its_log(gated):
+    index, spec = gated
+    submit_no_wait(spec, "slow-env", "python", "-c", f"import {DEMO}; print({DEMO}.VALUE)")
+    wait_for(lambda: index.requests, "the job's installer to ask the index")
+    assert status_of("slow-env") == "PENDING"
+    logged = minray_cli("job", "logs", "slow-env").stdout
+    assert logged.startswith("minray: preparing env ") and "(pip: 1 package); log: " in logged
+    listing = minray_cli("job", "list").stdout.splitlines()
+    row = next(line for line in listing if line.startswith("slow-env "))
+    assert row[listing[0].index("STATUS"):].startswith("PENDING ")  # the columns line up
+    index.gate.set()
+    follow = minray_cli("job", "logs", "--follow", "slow-env")
+    assert follow.returncode == 0
+    assert follow.stdout.endswith("(pip: 1 package) ready in " + follow.stdout.split(
+        "ready in ")[1].split("\n")[0] + "\nfrom the gated index\n")
+    assert status_of("slow-env") == "SUCCEEDED"
+
+
+def test_stop_no_wait_while_the_env_builds_leaves_no_installer(gated):
+    index, spec = gated
+    submit_no_wait(spec, "stop-in-setup", "true")
+    wait_for(lambda: index.requests, "the job's installer to ask the index")
+    installers = processes_mentioning(index.url)
+    assert installers
+    out = minray_cli("job", "stop", "--no-wait", "stop-in-setup")
+    assert out.returncode == 0 and out.stdout == "job stop-in-setup: stop requested\n"
+    wait_for(lambda: status_of("stop-in-setup") == "STOPPED", "the job to stop")
+    wait_for(lambda: not alive(installers), "the installer to be killed")
+    assert "stopped on request" in minray_cli("job", "status", "stop-in-setup").stdout
+    logged = minray_cli("job", "logs", "stop-in-setup").stdout  # a stop, not a failed env
+    assert "(pip: 1 package) interrupted after " in logged and "failed" not in logged
 
 
 @pytest.mark.parametrize("entrypoint, says", [

@@ -27,8 +27,10 @@ from runtime_env import processes
 STOP_GRACE_SECONDS = 3.0
 
 
-class StopRequested(Exception):
-    """SIGTERM or SIGINT arrived: the job is to stop."""
+class StopRequested(BaseException):
+    """SIGTERM or SIGINT arrived: the job is to stop. A BaseException, as KeyboardInterrupt
+    is: env setup turns the Exceptions raised inside it into SetupErrors (a stop during the
+    install would read as a failed env), but lets this through, killing its installer."""
 
 
 def _stop_requested(signum, frame) -> None:
