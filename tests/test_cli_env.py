@@ -179,6 +179,8 @@ def test_one_id_from_explain_and_build_to_list_show_and_gc(wheel_dir):
     assert shown.startswith("env ") and env_id in shown.splitlines()[0]
     assert "holds:     env_vars: A; pip: 1 package" in shown and '"A": "1"' in shown
     assert f"pip: {DEMO} (with uv)" in shown  # its cache entry, in full
+    within = minray_cli("env", "gc", "--dry-run").stdout  # by size: nothing exceeds its limit
+    assert within.startswith("0 entries would be removed") and "minray env gc ID" in within
     dry = minray_cli("env", "gc", env_id, "--dry-run").stdout
     assert dry.startswith("would remove pip/") and "1 entry would be removed" in dry
     assert env_id in minray_cli("env", "list").stdout  # nothing removed

@@ -100,6 +100,15 @@ def test_stop_ends_the_jobs_whole_tree_and_what_it_detached(held_job):
                sys.executable, str(script), str(gate))
     wait_for(lambda: len(job_processes("to-stop")) >= 4, "the job, its child and its daemon")
     procs = job_processes("to-stop")
+    follow = subprocess.Popen([sys.executable, "-m", "minray.cli", "job", "logs", "--follow",
+                               "to-stop"], env=process_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    assert follow.stdout.readline() == "job started None\n"
+    follow.send_signal(signal.SIGINT)  # Ctrl-C stops following, not the job
+    _, said = follow.communicate(timeout=60)
+    assert follow.returncode == 130 and said == ("minray: stopped following; job to-stop runs "
+                                                 "on (minray job stop to-stop stops it)\n")
+    assert alive(procs) == procs
     out = minray_cli("job", "stop", "to-stop")
     assert out.returncode == 0 and out.stdout.strip() == "job to-stop: STOPPED"
     wait_for(lambda: not alive(procs), "every process of the job to end")

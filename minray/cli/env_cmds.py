@@ -177,6 +177,9 @@ def env_gc(args: argparse.Namespace) -> int:
         say(f"{count} would be removed, {total} freed (dry run: nothing was removed)")
     else:
         say(f"{count} removed, {total} freed")
+    if not removed and not args.ids:
+        say("each field's cache is within its size limit and gc removes only what exceeds it; "
+            "minray env gc ID removes one env, --max-size-gb 0 all that is unused")
     return 0
 
 

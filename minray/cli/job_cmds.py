@@ -148,6 +148,9 @@ def job_logs(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
             sys.stdout.flush()
     except KeyboardInterrupt:  # stops following; the job goes on
+        if not job.state().status.is_terminal():
+            _note(f"stopped following; job {job.id} runs on (minray job stop {job.id} "
+                  f"stops it)")
         return INTERRUPTED
     return 0
 
