@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -304,4 +303,24 @@ def test_a_job_whose_env_fails_says_why(tmp_path):
     info = client.get_job_info(job_id)
     assert info.status is JobStatus.FAILED and "runtime env setup failed" in info.message
     assert info.error_type == "RUNTIME_ENV_SETUP_FAILED"
-    assert os.path.exists(info.log_path)
+    assert client.get_job_logs(job_id).endswith(f"minray: the job failed: {info.message}\n")
+
+
+def test_a_no_wait_job_whose_entrypoint_does_not_exist_says_so_in_status_and_logs():
+    out = minray_cli("job", "submit", "--no-wait", "--submission-id", "no-command", "--",
+                     "no-such-command", "--flag")
+    assert out.returncode == 0  # found only once the job's env is ready, in its supervisor
+    wait_for(lambda: status_of("no-command") == "FAILED", "the job to fail")
+    status = minray_cli("job", "status", "no-command").stdout
+    assert "entrypoint command 'no-such-command' not found on the job's PATH" in status
+    assert "exit code: 127" in status
+    assert minray_cli("job", "logs", "no-command").stdout == (
+        "minray: the job failed: entrypoint command 'no-such-command' not found on the job's "
+        "PATH\n")
+
+
+@pytest.mark.parametrize("command", ["status", "logs", "stop"])
+def test_job_commands_refuse_a_remote_address(command):
+    out = minray_cli("job", command, "--address", "ray://10.1.2.3:10001", "some-job")
+    assert out.returncode == 2 and "use Ray itself" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and out.stdout == ""
