@@ -124,7 +124,11 @@ def test_ctrl_c_stops_the_job_once_and_exits_130(held_job):
     assert cli.stdout.readline().startswith("job started")
     procs = job_processes("interrupted")
     cli.send_signal(signal.SIGINT)
+    said = [cli.stderr.readline() for _ in range(3)]
+    assert said[2] == "minray: stopping job interrupted ...\n"
+    cli.send_signal(signal.SIGINT)  # pressed again while the job stops: no second stop
     out, err = cli.communicate(timeout=120)
+    err = "".join(said) + err
     assert cli.returncode == 130 and "Traceback" not in err
     assert err.count("stopping job interrupted") == 1
     assert err.strip().endswith("minray: job interrupted stopped")
