@@ -4,7 +4,9 @@ A person waiting for a 40 s install should see which env is being prepared, whic
 how long it has taken, where the log is, and the installer's own last line. Setup emits events
 only once it builds something (a cached env emits none, so it costs nothing and prints
 nothing); a reporter is any callable taking an event. `Console` renders them on a stream once
-a setup has run for `delay` seconds: a live line on a terminal, a few plain lines otherwise.
+a setup has run for `delay` seconds: a live line on a terminal (with the installer's last line),
+a few plain lines otherwise (one per step, and every `heartbeat` seconds a line with the elapsed
+time and the installer's last line, so a CI log shows a long download moving).
 """
 
 from __future__ import annotations
@@ -50,9 +52,11 @@ class InstallerOutput:
 
 @dataclass(frozen=True)
 class SetupFinished:
+    """The build ended: ready, failed (`error`), or interrupted (Ctrl-C, a job's stop)."""
     env_id: str
     seconds: float
     error: str | None = None
+    interrupted: bool = False
 
 
 Event = SetupStarted | StepStarted | InstallerOutput | SetupFinished
@@ -91,9 +95,10 @@ class Console:
     """
 
     def __init__(self, stream: TextIO | None = None, *, delay: float | None = None,
-                 live: bool | None = None):
+                 live: bool | None = None, heartbeat: float = PLAIN_HEARTBEAT_SECONDS):
         self._stream = stream
         self._delay = show_after() if delay is None else delay
+        self._heartbeat = heartbeat
         self._live = live
         self._lock = threading.Lock()
         self._envs: dict[str, _Shown] = {}
@@ -143,7 +148,9 @@ class Console:
 
     def _finish(self, shown: _Shown, event: SetupFinished) -> None:
         what = _label(shown.started)
-        if event.error is None:
+        if event.interrupted:
+            text = f"minray: env {what} interrupted after {event.seconds:.1f} s\n"
+        elif event.error is None:
             text = f"minray: env {what} ready in {event.seconds:.1f} s\n"
         else:
             text = (f"minray: env {what} failed after {event.seconds:.1f} s; "
@@ -165,15 +172,16 @@ class Console:
                     if not shown.shown and now - shown.t0 >= self._delay:
                         self._show(shown, now)
                     elif shown.shown and not self.live and now >= shown.next_heartbeat:
-                        shown.next_heartbeat = now + PLAIN_HEARTBEAT_SECONDS
+                        shown.next_heartbeat = now + self._heartbeat
+                        said = f": {shown.last_line}" if shown.last_line else ""
                         self._write(f"minray:   still at {shown.step} after "
-                                    f"{now - shown.t0:.0f} s\n")
+                                    f"{now - shown.t0:.0f} s{said}\n")
                 if self.live and any(s.shown for s in self._envs.values()):
                     self._redraw()
 
     def _show(self, shown: _Shown, now: float) -> None:
         shown.shown = True
-        shown.next_heartbeat = now + PLAIN_HEARTBEAT_SECONDS
+        shown.next_heartbeat = now + self._heartbeat
         log = shown.started.log_path
         self._write(("\r\x1b[K" if self.live else "")
                     + f"minray: preparing env {_label(shown.started)}"
@@ -209,8 +217,10 @@ def _label(started: SetupStarted) -> str:
 
 
 def _width(stream: TextIO) -> int:
+    """The terminal's columns; 100 when it does not say (a pseudo-terminal whose size was never
+    set reports 0)."""
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        return os.get_terminal_size(stream.fileno()).columns or 100
     except (OSError, ValueError, AttributeError):
         return 100
 

@@ -106,7 +106,8 @@ class Setup:
 
             self._progress(progress.SetupFinished(
                 self.env_id, time.monotonic() - self._t0,
-                None if error is None else mask(str(error))))
+                None if error is None else mask(str(error)),
+                interrupted=error is not None and not isinstance(error, Exception)))
 
     def log(self, text: str) -> None:
         """Append a line to the setup log (and the driver's stderr), passwords masked."""

@@ -3,6 +3,7 @@ the inputs job submit takes, progress while an env builds (and none when it is c
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -17,6 +18,8 @@ from auth_index import GatedIndex
 from cache_helpers import minray_cli, process_env, published_by_an_exited_process
 from minray.cli import parser
 from procs import wait_for
+from runtime_env import progress
+from runtime_env.progress import Console
 from wheels import DEMO, demo_wheel
 
 
@@ -119,8 +122,9 @@ def test_on_a_terminal_progress_is_one_live_line(gated):
         return screen
 
     try:
+        # ... and the installer's own last line after it (uv names the venv it installs into)
         wait_for(lambda: re.search(rb"\r\x1b\[K. [0-9a-f]{12} pip: install 1 package with uv "
-                                   rb"\d+\.\ds", read_more()), "a live progress line")
+                                   rb"\d+\.\ds  \S", read_more()), "a live progress line")
         gated.gate.set()
         wait_for(lambda: b"built env " in read_more() or build.poll() is not None,
                  "the build to end")
@@ -131,6 +135,25 @@ def test_on_a_terminal_progress_is_one_live_line(gated):
         os.close(primary)
     assert build.returncode == 0
     assert re.search(rb"\r\x1b\[Kminray: env [0-9a-f]{12} \(pip: 1 package\) ready in ", screen)
+
+
+def test_plain_progress_repeats_the_installers_last_line():
+    """Off a terminal (a CI log) a long step says every heartbeat how long it has run and what
+    the installer last printed, so a 40 s download is seen moving."""
+    stream = io.StringIO()
+    console = Console(stream, delay=0, live=False, heartbeat=0.05)
+    console(progress.SetupStarted("f5d8bb9d007b4bad", "pip: 4 packages", "/logs/setup.log"))
+    console(progress.StepStarted("f5d8bb9d007b4bad", "pip", "install", "4 packages with uv"))
+    console(progress.InstallerOutput("f5d8bb9d007b4bad", "Downloading tinymodel (16.0MiB)"))
+    wait_for(lambda: "Downloading" in stream.getvalue(), "a heartbeat line")
+    console(progress.SetupFinished("f5d8bb9d007b4bad", 2.5))
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "minray: preparing env f5d8bb9d007b (pip: 4 packages); log: /logs/setup.log"
+    assert re.fullmatch(r"minray:   pip: install 4 packages with uv \(at \d+\.\d s\)", lines[1])
+    assert re.fullmatch(r"minray:   still at pip: install 4 packages with uv after \d+ s: "
+                        r"Downloading tinymodel \(16\.0MiB\)", lines[2])
+    assert lines[-1] == "minray: env f5d8bb9d007b (pip: 4 packages) ready in 2.5 s"
+    assert "\r" not in stream.getvalue() and "\x1b" not in stream.getvalue()
 
 
 @pytest.mark.parametrize("silence", [["--quiet"], []])
@@ -156,6 +179,8 @@ def test_one_id_from_explain_and_build_to_list_show_and_gc(wheel_dir):
     assert shown.startswith("env ") and env_id in shown.splitlines()[0]
     assert "holds:     env_vars: A; pip: 1 package" in shown and '"A": "1"' in shown
     assert f"pip: {DEMO} (with uv)" in shown  # its cache entry, in full
+    within = minray_cli("env", "gc", "--dry-run").stdout  # by size: nothing exceeds its limit
+    assert within.startswith("0 entries would be removed") and "minray env gc ID" in within
     dry = minray_cli("env", "gc", env_id, "--dry-run").stdout
     assert dry.startswith("would remove pip/") and "1 entry would be removed" in dry
     assert env_id in minray_cli("env", "list").stdout  # nothing removed
@@ -177,6 +202,10 @@ def test_json_output_for_scripts(wheel_dir):
     assert shown["entries"][0]["holds"] == f"pip: {DEMO} (with uv)"
     again = json.loads(minray_cli("env", "build", spec, "--json").stdout)
     assert again["built"] is False
+    dry = json.loads(minray_cli("env", "gc", built["id"], "--dry-run", "--json").stdout)
+    assert dry["dry_run"] is True and dry["removed"] == built["entries"] and dry["freed"] > 0
+    assert [row["id"] for row in json.loads(minray_cli("env", "list", "--json").stdout)] == \
+        [built["id"]]  # a dry run removes nothing
 
 
 def test_build_and_explain_take_what_job_submit_takes(tmp_path, wheel_dir):
@@ -217,6 +246,54 @@ def test_a_bad_yaml_file_is_one_line(tmp_path):
     out = minray_cli("env", "explain", str(tmp_path / "re.yaml"))
     assert out.returncode == 2 and "is not valid YAML" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+HOLDING_DRIVER = """
+import json, os, sys, time
+import minray as ray
+
+package = sys.argv[2]
+
+@ray.remote
+def value():
+    return __import__(package).VALUE, open("data.txt").read()
+
+print(*ray.get(value.options(runtime_env=json.loads(sys.argv[1])).remote()), flush=True)
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.01)
+"""
+
+
+def test_list_and_show_name_the_users_and_gc_keeps_what_they_use(tmp_path, wheel_dir):
+    """While a driver runs a task in an env, list and show name it as the env's user (its pid,
+    and in show its program) and gc ID keeps the entries it uses; once it exits they go."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "data.txt").write_text("data")
+    spec = json.dumps({**local_spec(wheel_dir), "working_dir": str(project)})
+    gate = tmp_path / "gate"
+    driver = subprocess.Popen([sys.executable, "-c", HOLDING_DRIVER, spec, DEMO, str(gate)],
+                              env=process_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert driver.stdout.readline() == "one data\n"
+        listing = minray_cli("env", "list").stdout.splitlines()
+        header, row = listing[0], listing[1]
+        env_id = row.split()[0]
+        assert row[header.index("USED BY"):].split()[0] == str(driver.pid)  # not its workers
+        assert f"working_dir: {project} (1 files)" in row and f"pip: {DEMO} (with uv)" in row
+        assert listing[2].startswith("1 env in ")
+        assert f"used by:   {driver.pid} (python" in minray_cli("env", "show", env_id).stdout
+        kept = minray_cli("env", "gc", env_id)
+        assert kept.returncode == 0 and kept.stdout.count(f"in use by {driver.pid} (") == 2
+        assert "0 entries removed" in kept.stdout and env_id in minray_cli("env", "list").stdout
+    finally:
+        gate.touch()
+        driver.communicate(timeout=120)
+    assert minray_cli("env", "list").stdout.splitlines()[1][header.index("USED BY"):] \
+        .startswith("-")
+    gone = minray_cli("env", "gc", env_id).stdout
+    assert "2 entries removed" in gone and "no cached environments" in minray_cli(
+        "env", "list").stdout
 
 
 def test_list_filters_by_field_and_shows_loose_entries(isolated_cache, wheel_dir):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -100,6 +99,15 @@ def test_stop_ends_the_jobs_whole_tree_and_what_it_detached(held_job):
                sys.executable, str(script), str(gate))
     wait_for(lambda: len(job_processes("to-stop")) >= 4, "the job, its child and its daemon")
     procs = job_processes("to-stop")
+    follow = subprocess.Popen([sys.executable, "-m", "minray.cli", "job", "logs", "--follow",
+                               "to-stop"], env=process_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    assert follow.stdout.readline() == "job started None\n"
+    follow.send_signal(signal.SIGINT)  # Ctrl-C stops following, not the job
+    _, said = follow.communicate(timeout=60)
+    assert follow.returncode == 130 and said == ("minray: stopped following; job to-stop runs "
+                                                 "on (minray job stop to-stop stops it)\n")
+    assert alive(procs) == procs
     out = minray_cli("job", "stop", "to-stop")
     assert out.returncode == 0 and out.stdout.strip() == "job to-stop: STOPPED"
     wait_for(lambda: not alive(procs), "every process of the job to end")
@@ -116,7 +124,11 @@ def test_ctrl_c_stops_the_job_once_and_exits_130(held_job):
     assert cli.stdout.readline().startswith("job started")
     procs = job_processes("interrupted")
     cli.send_signal(signal.SIGINT)
+    said = [cli.stderr.readline() for _ in range(3)]
+    assert said[2] == "minray: stopping job interrupted ...\n"
+    cli.send_signal(signal.SIGINT)  # pressed again while the job stops: no second stop
     out, err = cli.communicate(timeout=120)
+    err = "".join(said) + err
     assert cli.returncode == 130 and "Traceback" not in err
     assert err.count("stopping job interrupted") == 1
     assert err.strip().endswith("minray: job interrupted stopped")
@@ -143,11 +155,71 @@ def test_ctrl_c_while_the_env_builds_leaves_no_installer_and_no_job(tmp_path):
     finally:
         index.close()
     assert cli.returncode == 130 and "Traceback" not in err
+    assert err.startswith("minray: preparing env ")  # submit shows the env's progress
+    assert "(pip: 1 package) interrupted after " in err
     assert err.strip().splitlines()[-1] == ("minray: interrupted while preparing the runtime "
                                             "env; no job was started")
     wait_for(lambda: not alive(installers), "the installer to be killed")
     assert "no job with submission id 'never-started'" in minray_cli(
         "job", "status", "never-started").stderr
+
+
+@pytest.fixture
+def gated(tmp_path):
+    """A runtime env whose pip install waits at an index until the test opens its gate."""
+    wheels = tmp_path / "wheels"
+    demo_wheel(wheels, "1.0", "from the gated index")
+    index = GatedIndex(wheels)
+    spec = {"pip": {"packages": [DEMO], "pip_install_options": ["--no-index", "--find-links",
+                                                                index.url]}}
+    yield index, json.dumps(spec)
+    index.close()
+
+
+def submit_no_wait(spec: str, submission_id: str, *entrypoint: str) -> None:
+    """`job submit --no-wait`, progress shown at once (the job's supervisor inherits that)."""
+    out = subprocess.run([sys.executable, "-m", "minray.cli", "job", "submit", "--no-wait",
+                          "--runtime-env-json", spec, "--submission-id", submission_id, "--",
+                          *entrypoint], capture_output=True, text=True, timeout=120,
+                         env={**process_env(), "MINRAY_PROGRESS_AFTER_SECONDS": "0"})
+    assert out.returncode == 0, out.stderr
+
+
+def status_of(job_id: str) -> str:
+    return json.loads(minray_cli("job", "status", job_id, "--json").stdout)["status"]
+
+
+def test_a_no_wait_job_prepares_its_env_with_progress_in_its_log(gated):
+    index, spec = gated
+    submit_no_wait(spec, "slow-env", "python", "-c", f"import {DEMO}; print({DEMO}.VALUE)")
+    wait_for(lambda: index.requests, "the job's installer to ask the index")
+    assert status_of("slow-env") == "PENDING"
+    logged = minray_cli("job", "logs", "slow-env").stdout
+    assert logged.startswith("minray: preparing env ") and "(pip: 1 package); log: " in logged
+    listing = minray_cli("job", "list").stdout.splitlines()
+    row = next(line for line in listing if line.startswith("slow-env "))
+    assert row[listing[0].index("STATUS"):].startswith("PENDING ")  # the columns line up
+    index.gate.set()
+    follow = minray_cli("job", "logs", "--follow", "slow-env")
+    assert follow.returncode == 0
+    assert follow.stdout.endswith("(pip: 1 package) ready in " + follow.stdout.split(
+        "ready in ")[1].split("\n")[0] + "\nfrom the gated index\n")
+    assert status_of("slow-env") == "SUCCEEDED"
+
+
+def test_stop_no_wait_while_the_env_builds_leaves_no_installer(gated):
+    index, spec = gated
+    submit_no_wait(spec, "stop-in-setup", "true")
+    wait_for(lambda: index.requests, "the job's installer to ask the index")
+    installers = processes_mentioning(index.url)
+    assert installers
+    out = minray_cli("job", "stop", "--no-wait", "stop-in-setup")
+    assert out.returncode == 0 and out.stdout == "job stop-in-setup: stop requested\n"
+    wait_for(lambda: status_of("stop-in-setup") == "STOPPED", "the job to stop")
+    wait_for(lambda: not alive(installers), "the installer to be killed")
+    assert "stopped on request" in minray_cli("job", "status", "stop-in-setup").stdout
+    logged = minray_cli("job", "logs", "stop-in-setup").stdout  # a stop, not a failed env
+    assert "(pip: 1 package) interrupted after " in logged and "failed" not in logged
 
 
 @pytest.mark.parametrize("entrypoint, says", [
@@ -235,4 +307,24 @@ def test_a_job_whose_env_fails_says_why(tmp_path):
     info = client.get_job_info(job_id)
     assert info.status is JobStatus.FAILED and "runtime env setup failed" in info.message
     assert info.error_type == "RUNTIME_ENV_SETUP_FAILED"
-    assert os.path.exists(info.log_path)
+    assert client.get_job_logs(job_id).endswith(f"minray: the job failed: {info.message}\n")
+
+
+def test_a_no_wait_job_whose_entrypoint_does_not_exist_says_so_in_status_and_logs():
+    out = minray_cli("job", "submit", "--no-wait", "--submission-id", "no-command", "--",
+                     "no-such-command", "--flag")
+    assert out.returncode == 0  # found only once the job's env is ready, in its supervisor
+    wait_for(lambda: status_of("no-command") == "FAILED", "the job to fail")
+    status = minray_cli("job", "status", "no-command").stdout
+    assert "entrypoint command 'no-such-command' not found on the job's PATH" in status
+    assert "exit code: 127" in status
+    assert minray_cli("job", "logs", "no-command").stdout == (
+        "minray: the job failed: entrypoint command 'no-such-command' not found on the job's "
+        "PATH\n")
+
+
+@pytest.mark.parametrize("command", ["status", "logs", "stop"])
+def test_job_commands_refuse_a_remote_address(command):
+    out = minray_cli("job", command, "--address", "ray://10.1.2.3:10001", "some-job")
+    assert out.returncode == 2 and "use Ray itself" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and out.stdout == ""

@@ -123,9 +123,33 @@ def test_creating_without_any_conda_tool_says_what_to_install(tmp_path, monkeypa
     assert "micromamba" in str(info.value)
 
 
+# The hosts of conda's default channels (conda-forge and anaconda's defaults).
+CHANNEL_HOSTS = ("https://conda.anaconda.org/", "https://repo.anaconda.com/")
+
+
+def skip_unless_a_channel_answers(seconds: float = 10) -> None:
+    """Skip within seconds, saying why, when no default channel can be reached: the conda
+    tool would otherwise retry for minutes, then fail the test for want of a network."""
+    import urllib.error
+    import urllib.request
+
+    errors = []
+    for url in CHANNEL_HOSTS:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=seconds)
+            return
+        except urllib.error.HTTPError:  # it answered, if only to refuse a bare HEAD
+            return
+        except (OSError, ValueError) as e:
+            errors.append(f"{url}: {getattr(e, 'reason', e)}")
+    pytest.skip(f"creating a conda env needs its channels, and none answered within "
+                f"{seconds:.0f} s ({'; '.join(errors)})")
+
+
 @pytest.mark.skipif(find_tool() is None,
                     reason="no conda, mamba or micromamba on PATH or in CONDA_EXE/MAMBA_EXE")
 def test_create_from_a_dict_with_a_real_tool(tmp_path):  # pragma: no cover - needs conda
+    skip_unless_a_channel_answers()
     ctx = prepare(RuntimeEnv(conda={"dependencies": []}), log_path=str(tmp_path / "log"))
     out = run_in(ctx, "import sys; print('%d.%d' % sys.version_info[:2], sys.prefix)")
     assert out.startswith(DRIVER_PYTHON)

@@ -107,6 +107,18 @@ def setup_log(env_id: str) -> str:
     return new_log(str(folder / f"runtime_env_setup-env-{env_id[:12]}.log"))
 
 
+def aligned(header: list[str], rows: list[list[str]], *, right: tuple[int, ...] = ()) -> list[str]:
+    """The lines of a table whose columns are as wide as their widest cell (ids of any length
+    line up), two spaces apart; the columns numbered in `right` are right-aligned (sizes)."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return [line(header), *map(line, rows)]
+
+
 def size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":

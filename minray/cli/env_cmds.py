@@ -12,6 +12,7 @@ from minray.cli.common import (
     CliError,
     add_env_inputs,
     ago,
+    aligned,
     env_from_args,
     say,
     say_json,
@@ -49,15 +50,26 @@ def env_list(args: argparse.Namespace) -> int:
         what = f"{args.field} " if args.field else ""
         say(f"no cached {what}environments in {cache.root}")
         return 0
-    say(f"{'ID':<22}{'SIZE':>10}  {'LAST USED':<12}{'USED BY':<16}HOLDS")
+    table = []
     for r in found:
         holds = "; ".join(r.holds())
         if r.missing:
             holds += f"  [{len(r.missing)} part(s) removed: rebuilt on next use]"
         users = ",".join(map(str, r.users)) or "-"
-        say(f"{r.short_id:<22}{size(r.size):>10}  {ago(r.last_used):<12}{users:<16}{holds}")
-    say(f"{len(found)} in {cache.root}; details: minray env show ID")
+        table.append([r.short_id, size(r.size), ago(r.last_used), users, holds])
+    for line in aligned(["ID", "SIZE", "LAST USED", "USED BY", "HOLDS"], table, right=(1,)):
+        say(line)
+    say(f"{_counted(found)} in {cache.root}; one in full: minray env show ID")
     return 0
+
+
+def _counted(found: list[inventory.Row]) -> str:
+    """'2 envs', '1 env and 1 loose cache entry'."""
+    envs = sum(r.kind == "env" for r in found)
+    loose = len(found) - envs
+    parts = ([f"{envs} env{'s' * (envs != 1)}"] if envs or not loose else []) + \
+        ([f"{loose} loose cache entr{'ies' if loose != 1 else 'y'}"] if loose else [])
+    return " and ".join(parts)
 
 
 def env_show(args: argparse.Namespace) -> int:
@@ -165,6 +177,9 @@ def env_gc(args: argparse.Namespace) -> int:
         say(f"{count} would be removed, {total} freed (dry run: nothing was removed)")
     else:
         say(f"{count} removed, {total} freed")
+    if not removed and not args.ids:
+        say("each field's cache is within its size limit and gc removes only what exceeds it; "
+            "minray env gc ID removes one env, --max-size-gb 0 all that is unused")
     return 0
 
 

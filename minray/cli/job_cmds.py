@@ -13,7 +13,15 @@ import signal
 import sys
 
 import runtime_env as renv
-from minray.cli.common import CliError, add_env_inputs, env_from_args, say, say_json, setup_log
+from minray.cli.common import (
+    CliError,
+    add_env_inputs,
+    aligned,
+    env_from_args,
+    say,
+    say_json,
+    setup_log,
+)
 from minray.cli.common import when as time_text
 from minray.job_submission import details
 from minray.jobs import control, records
@@ -110,10 +118,10 @@ def job_list(args: argparse.Namespace) -> int:
     if not jobs:
         say(f"no jobs in {records.jobs_root()}")
         return 0
-    say(f"{'SUBMISSION ID':<30}{'STATUS':<11}{'STARTED':<21}ENTRYPOINT")
-    for d in jobs:
-        started = time_text((d.start_time or 0) / 1000)
-        say(f"{d.submission_id:<30}{str(d.status):<11}{started:<21}{d.entrypoint}")
+    rows = [[d.submission_id, str(d.status), time_text((d.start_time or 0) / 1000), d.entrypoint]
+            for d in jobs]
+    for line in aligned(["SUBMISSION ID", "STATUS", "STARTED", "ENTRYPOINT"], rows):
+        say(line)
     return 0
 
 
@@ -140,6 +148,9 @@ def job_logs(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
             sys.stdout.flush()
     except KeyboardInterrupt:  # stops following; the job goes on
+        if not job.state().status.is_terminal():
+            _note(f"stopped following; job {job.id} runs on (minray job stop {job.id} "
+                  f"stops it)")
         return INTERRUPTED
     return 0
 

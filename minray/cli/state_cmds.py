@@ -182,7 +182,8 @@ def add_parser(sub) -> None:
     _session_options(status)
     status.set_defaults(run=state_status)
 
-    ls = sub.add_parser("list", help="actors, workers, objects or nodes of a running session",
+    ls = sub.add_parser("list", help="actors, tasks, workers, objects or nodes of a running "
+                                     "session",
                         description="Rows of Ray's state API for the newest running session "
                                     "(or --session), as `ray list` prints them.")
     ls.add_argument("kind", choices=sorted(LISTINGS), metavar="KIND",

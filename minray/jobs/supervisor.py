@@ -27,8 +27,10 @@ from runtime_env import processes
 STOP_GRACE_SECONDS = 3.0
 
 
-class StopRequested(Exception):
-    """SIGTERM or SIGINT arrived: the job is to stop."""
+class StopRequested(BaseException):
+    """SIGTERM or SIGINT arrived: the job is to stop. A BaseException, as KeyboardInterrupt
+    is: env setup turns the Exceptions raised inside it into SetupErrors (a stop during the
+    install would read as a failed env), but lets this through, killing its installer."""
 
 
 def _stop_requested(signum, frame) -> None:
@@ -52,7 +54,7 @@ def main(job_dir: str) -> int:
         cwd = launch.cwd or submission.cwd
         missing = missing_command(submission.entrypoint, process_env["PATH"], cwd)
         if missing:
-            return _end(job, state, JobStatus.FAILED, missing, code=127)
+            return _failed_before_start(job, state, missing, code=127)
         with open(job.log_path, "ab") as log:
             proc = subprocess.Popen(["/bin/sh", "-c", submission.entrypoint], env=process_env,
                                     cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
@@ -74,10 +76,10 @@ def main(job_dir: str) -> int:
         code = proc.wait() if proc else None
         return _end(job, state, JobStatus.STOPPED, "stopped on request", code=code)
     except renv.SetupError as e:
-        return _end(job, state, JobStatus.FAILED, f"runtime env setup failed: {e}")
+        return _failed_before_start(job, state, f"runtime env setup failed: {e}")
     except Exception as e:  # noqa: BLE001 - whatever it is, the job's record must say it
         stop_tree(proc.pid if proc else None, job.id)
-        return _end(job, state, JobStatus.FAILED, f"the supervisor failed: {e!r}")
+        return _failed_before_start(job, state, f"the supervisor failed: {e!r}")
 
 
 def _prepare(env: renv.RuntimeEnv, log_path: str) -> renv.LaunchContext:
@@ -120,6 +122,14 @@ def stop_tree(pid: int | None, job_id: str) -> None:
             pass
     processes.end(list(procs.values()), grace=STOP_GRACE_SECONDS)
     processes.end(processes.marked(MARK_VAR, job_id, exact=True))  # started while we were stopping
+
+
+def _failed_before_start(job: Job, state: State, message: str, *,
+                         code: int | None = None) -> int:
+    """The job failed before its entrypoint ran: say why in its log too (our stdout), where
+    `minray job logs` would otherwise show nothing."""
+    print(f"minray: the job failed: {message}", flush=True)
+    return _end(job, state, JobStatus.FAILED, message, code=code)
 
 
 def _end(job: Job, state: State, status: JobStatus, message: str, *,
