@@ -17,8 +17,8 @@ import pytest
 
 import minray
 from minray import values
-from minray.node import shm
 from minray.exceptions import ObjectStoreFullError
+from minray.node import shm
 from procs import Gate, wait_for
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import it
