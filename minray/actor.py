@@ -118,7 +118,7 @@ class ActorClass(_Remote):
         if concurrency is not None and concurrency.groups:
             meta = meta._replace(groups=tuple(concurrency.groups))
         if self._init_check is not None:
-            self._init_check(f"{self.__qualname__}.remote()", args, kwargs)
+            self._init_check(self.__qualname__, None, args, kwargs)
         c = core.current()
         asked = resources.demand(options) if _ASKS.intersection(options) else None
         c.check_resources(options.get("num_cpus") or 0, asked)
@@ -273,7 +273,7 @@ class ActorMethod:
     def remote(self, *args, **kwargs):
         handle, meta = self._handle, self._meta
         if meta.check is not None:
-            meta.check(f"{handle._meta.name}.{self._name}.remote()", args, kwargs)
+            meta.check(handle._meta.name, self._name, args, kwargs)
         n = self._options.get("num_returns", meta.num_returns)
         streams = n in (STREAMING, DYNAMIC)
         if streams and not meta.generator:

@@ -308,7 +308,7 @@ class RemoteFunction(_Remote):
         check = self._check
         if check is None:
             check = self._check = CallCheck.of(self._target) or _accept_any
-        check(f"{self.__qualname__}.remote()", args, kwargs)
+        check(self.__qualname__, None, args, kwargs)
         c = core.current()
         asked = resources.demand(options) if _ASKS.intersection(options) else None
         num_cpus = options.get("num_cpus", 1)
@@ -337,5 +337,5 @@ class RemoteFunction(_Remote):
         return refs[0] if len(refs) == 1 else refs
 
 
-def _accept_any(what: str, args: tuple, kwargs: dict) -> None:
+def _accept_any(owner: str, method: str | None, args: tuple, kwargs: dict) -> None:
     """For a callable whose signature Python cannot tell: the worker finds out."""

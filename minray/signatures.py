@@ -39,10 +39,13 @@ class CallCheck:
         except (TypeError, ValueError):
             return None
 
-    def __call__(self, what: str, args: tuple, kwargs: dict) -> None:
+    def __call__(self, owner: str, method: str | None, args: tuple, kwargs: dict) -> None:
+        """Raise TypeError naming `owner.method.remote()` (or `owner.remote()`) if the call
+        does not fit; the name is only built then, off the hot path."""
         if not kwargs and self._count_settles and self._min <= len(args) <= self._max:
             return
         try:
             self._signature.bind(*args, **kwargs)
         except TypeError as e:
-            raise TypeError(f"{what}: {e}") from None
+            what = owner if method is None else f"{owner}.{method}"
+            raise TypeError(f"{what}.remote(): {e}") from None

@@ -334,14 +334,16 @@ class Actors:
             return
         while actor.queue:
             call = actor.queue[0]
-            if any(d not in self.store for d in call.deps):
-                self.store.when_all_ready(call.deps, lambda: self._pump(actor))
-                return
+            if call.deps:
+                if any(d not in self.store for d in call.deps):
+                    self.store.when_all_ready(call.deps, lambda: self._pump(actor))
+                    return
+                failed = self.store.failed_dep(call)
+                if failed is not None:
+                    actor.queue.popleft()
+                    self.store.complete(call, [failed] * len(call.return_ids))
+                    continue
             actor.queue.popleft()
-            failed = self.store.failed_dep(call)
-            if failed is not None:
-                self.store.complete(call, [failed] * len(call.return_ids))
-                continue
             actor.inflight[call.task_id] = call
             self.pool.run(worker, call)
         if actor.end_when_idle and not actor.inflight and not actor.queue:

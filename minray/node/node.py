@@ -8,6 +8,7 @@ worker, a worker that connected or exited, an env that became ready or failed.
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import sys
@@ -128,23 +129,24 @@ class Node(core.Core):
             self.store.store(object_id, (True, data))
 
     def get(self, ids: list[str], timeout: float | None) -> list[Result]:
-        done = threading.Event()
+        waiting = _thread.allocate_lock()  # held until the store has them all: cheaper than
+        waiting.acquire()  # an Event, and this is every blocking get's path
         with self._lock:
             self._check_session(ids)
-            cancel = self.store.when_all_ready(ids, done.set)
-        since = None if done.is_set() else time.time()  # it blocks: the timeline shows it
-        try:
-            if not done.wait(timeout):
-                with self._lock:
-                    cancel()
-                    if not done.is_set():
-                        raise exc.GetTimeoutError(
-                            f"get timed out after {timeout} s: "
-                            f"{sum(i not in self.store for i in ids)} of {len(ids)} objects "
-                            f"not ready")
-        finally:
-            if since is not None:
-                self.log.driver_blocked("get", len(ids), threading.get_ident(), since)
+            cancel = self.store.when_all_ready(ids, waiting.release)
+        if waiting.locked():  # it blocks: the timeline shows it
+            since = time.time()
+            try:
+                if not waiting.acquire(timeout=-1 if timeout is None else timeout):
+                    with self._lock:
+                        cancel()
+                        if waiting.locked():
+                            raise exc.GetTimeoutError(
+                                f"get timed out after {timeout} s: "
+                                f"{sum(i not in self.store for i in ids)} of {len(ids)} "
+                                f"objects not ready")
+            finally:
+                self.log.driver_blocked("get", len(ids), _thread.get_ident(), since)
         return [self.store[i] for i in ids]
 
     def wait(self, ids: list[str], num_returns: int, timeout: float | None) -> set[str]:
@@ -253,15 +255,17 @@ class Node(core.Core):
         problem = None if spec.placement is None else self.groups.problem(spec)
         if problem is not None and (owner is None or spec.kind != ACTOR):
             raise ValueError(problem)  # at .remote() in the driver; a worker's get raises it
-        self._check_session(spec.deps)
+        if spec.deps:
+            self._check_session(spec.deps)
+            self.store.pin(spec.deps)  # until the task ends: a retry needs its arguments again
         if spec.func_bytes is not None:
             self.pool.functions.setdefault(spec.func_id, spec.func_bytes)
             spec.func_bytes = None
         self.store.collect()
-        self.store.pin(spec.deps)  # until the task finishes: a retry needs its arguments again
         self.log.submitted(spec, owner)
         if spec.kind == CALL:
-            self.actors.pin_handles(spec.handles)
+            if spec.handles:
+                self.actors.pin_handles(spec.handles)
             self.actors.call(spec)
             return
         env = self.envs.for_task(parent, spec.runtime_env)
@@ -330,7 +334,7 @@ class Node(core.Core):
         sleep."""
         self.actors.collect_handles()
         self.store.collect()
-        wait = _soonest(self.pool.end_overdue(), self.objects.expire())
+        wait = _sooner(self.pool.end_overdue(), self.objects.expire())
         if self.io.pidfds:
             return wait
         for worker in self.pool.poll_exits():
@@ -397,5 +401,5 @@ class Node(core.Core):
         session.remove_socket(self._socket, self.session_dir)
 
 
-def _soonest(*waits: float | None) -> float | None:
-    return min((w for w in waits if w is not None), default=None)
+def _sooner(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)

@@ -96,6 +96,8 @@ class ObjectFolder:
     def expire(self) -> float | None:
         """Pool the held files nobody maps any more; remove the pool's files that waited long
         enough (a writer may have taken them). The seconds until the next look, None if none."""
+        if not self._pooled and not self._held:  # the common case, on every turn of the loop
+            return None
         now = time.monotonic()
         if self._held and now >= self._recheck_at:
             self._recheck_held(now)
