@@ -145,7 +145,10 @@ class Scheduler:
         idle, starting = self.pool.idle_and_starting(env)
         while queue:
             if idle:
-                if not self.fits(queue[0], pool):
+                task = queue[0]  # does the pool (the node's CPUs, or a bundle's) and the
+                # node have what it asks for free now?
+                if not pool.fits(task.num_cpus) or (task.resources is not None
+                                                    and not self.extra.fits(task.resources)):
                     break
                 self.dispatch(idle.pop(), queue.popleft(), pool)
             elif starting < len(queue) and self._room_for_worker(env, pool):
@@ -170,12 +173,6 @@ class Scheduler:
             task = queue.popleft()
             self.store.fail(task, exc.WorkerCrashedError(
                 f"no worker could be started for {task.name}: {reason}"))
-
-    def fits(self, task: TaskSpec, pool: CpuLedger | AnyBundle) -> bool:
-        """The pool (the node's CPUs, or a bundle's) and the node have what the task asks
-        for free now."""
-        return pool.fits(task.num_cpus) and (task.resources is None
-                                             or self.extra.fits(task.resources))
 
     def dispatch(self, worker: Worker, task: TaskSpec, pool: CpuLedger | AnyBundle) -> None:
         worker.state, worker.task = WorkerState.BUSY, task

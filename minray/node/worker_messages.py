@@ -40,10 +40,11 @@ class WorkerMessages:
         self._node = node
 
     def handle(self, worker: Worker, msg: Message) -> None:
+        if type(msg) is Done:  # most messages, by far: no pattern matching on their path
+            self._done(worker, msg.task_id, msg.results)
+            return
         node = self._node
         match msg:
-            case Done(task_id=task_id, results=results):
-                self._done(worker, task_id, results)
             case Submit(task=task):
                 node.store.keep(task.return_ids)  # the worker holds refs the node cannot count
                 try:
