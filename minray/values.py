@@ -78,9 +78,16 @@ def loads(data: Data):
     """The value back: unpickled, read from its segment, or mapped from it read-only."""
     if type(data) is bytes:
         return pickle.loads(data)
-    if data.kind == BYTES:
+    if data.kind == BYTES:  # exactly its size: a reused file may be longer
         with open(data.path, "rb", buffering=0) as f:
-            return f.readall()
+            out = f.read(data.size)
+            while len(out) < data.size:  # one read() stops short of 2 GiB
+                more = f.read(data.size - len(out))
+                if not more:
+                    raise exc.ObjectLostError(f"the segment {data.path} is shorter than its "
+                                              f"{data.size} bytes")
+                out += more
+            return out
     if data.kind == BYTEARRAY:
         out = bytearray(data.size)
         with open(data.path, "rb", buffering=0) as f:
@@ -125,7 +132,8 @@ def _map(path: str) -> memoryview:
 def _write(folder: str, kind: str, parts: list[tuple[int, memoryview]], stream: int) -> Segment:
     """Write the parts at their offsets into a new file of `folder` (one copy each), reusing
     a freed file's memory when the pool has one: writing into pages a file already has costs
-    about half of having tmpfs allocate new ones."""
+    about half of having tmpfs allocate new ones. A reused file keeps its length (readers
+    read the value's size): truncating would free pages, which costs about as much again."""
     end = parts[-1][0] + parts[-1][1].nbytes
     pool = _pool(folder)
     free = _free_space(folder)
@@ -146,7 +154,6 @@ def _write(folder: str, kind: str, parts: list[tuple[int, memoryview]], stream: 
             done = 0
             while done < view.nbytes:
                 done += os.pwrite(fd, view[done:], offset + done)
-        os.ftruncate(fd, end)  # a reused file may have been longer
     except OSError as e:
         os.unlink(path)
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -166,10 +173,13 @@ def _pool(folder: str) -> dict[str, int]:
 
 
 def _claim(folder: str, pool: dict[str, int], need: int) -> str | None:
-    """Take a file from the pool (the smallest that holds `need`, else the largest) by renaming
-    it to a new segment name: a rename succeeds for one taker only. None if there is none."""
-    fits = sorted((n for n in pool if pool[n] >= need), key=pool.get)
-    for name in fits or sorted(pool, key=pool.get, reverse=True):
+    """Take a file from the pool by renaming it to a new segment name (a rename succeeds for
+    one taker only): the smallest that holds `need` without doubling it, else the largest
+    smaller one (its pages are reused, the rest is added). One much larger would hold its
+    surplus memory for the value's life. None if there is none."""
+    fits = sorted((n for n in pool if need <= pool[n] <= 2 * need), key=pool.get)
+    smaller = sorted((n for n in pool if pool[n] < need), key=pool.get, reverse=True)
+    for name in fits or smaller:
         path = os.path.join(folder, os.urandom(8).hex())
         try:
             os.rename(os.path.join(folder, POOL, name), path)

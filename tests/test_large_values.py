@@ -178,6 +178,22 @@ def test_an_array_read_in_place_keeps_its_contents_after_its_ref_goes(node):
     assert len(more) == 3
 
 
+def test_a_value_reuses_a_freed_file_only_if_it_is_not_much_larger(node):
+    """A freed file more than twice a new value's size is left in the pool (the value would
+    hold its surplus memory); one that fits is written into, and keeps its length."""
+    big = minray.put(blob(4 * BIG))
+    del big
+    wait_for(lambda: pooled(node), "the large file in the pool")
+    small = minray.put(blob(BIG))
+    assert [os.path.getsize(Path(node) / n) for n in files(node)] == [BIG]
+    del small
+    wait_for(lambda: any(n.startswith(f"{BIG}.") for n in pooled(node)), "its file pooled")
+    data = blob(BIG * 3 // 4)
+    again = minray.put(data)  # written into the freed BIG file, which keeps its length
+    assert [os.path.getsize(Path(node) / n) for n in files(node)] == [BIG]
+    assert minray.get(again) == data  # read by its own size, not the file's
+
+
 def test_a_mapped_value_waits_while_read_in_place_then_is_pooled(node):
     """Freed while an array still reads it, its file is kept aside (never rewritten under the
     reader); once the array is dropped, the file joins the pool for the next value."""

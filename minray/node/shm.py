@@ -78,12 +78,16 @@ class ObjectFolder:
         mapped, or goes away when the pool is full."""
         if type(data) is not values.Segment:
             return
+        try:
+            size = os.stat(data.path).st_size  # a reused file may be longer than the value
+        except FileNotFoundError:
+            return
         if data.kind == values.PICKLED and _mapped(data.path):
             name = os.path.basename(data.path)
             if _move(data.path, self._held_dir / name):
-                self._held[name] = (time.monotonic() + HELD_SECONDS, data.size)
+                self._held[name] = (time.monotonic() + HELD_SECONDS, size)
             return
-        self._to_pool(data.path, data.size)
+        self._to_pool(data.path, size)
 
     def _to_pool(self, path: str | Path, size: int) -> None:
         if sum(pooled for _, pooled in self._pooled.values()) + size > self._pool_limit:
