@@ -15,7 +15,14 @@ from minray import core, handles, resources
 from minray import exceptions as exc
 from minray.generators import DYNAMIC, STREAMING, ObjectRefGenerator
 from minray.objects import ObjectRef
-from minray.remote import _ASKS, _Remote, check_num_returns, pack_args, placement, return_ids
+from minray.remote_function import (
+    _ASKS,
+    _Remote,
+    check_num_returns,
+    pack_args,
+    placement,
+    return_ids,
+)
 from minray.signatures import CallCheck
 from minray.task import ACTOR, CALL, ActorCreation, Concurrency, TaskSpec
 

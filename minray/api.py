@@ -20,7 +20,7 @@ from minray import core, strict, values
 from minray import exceptions as exc
 from minray.actor import ActorClass, ActorHandle
 from minray.objects import ObjectRef, value_of
-from minray.remote import RemoteFunction
+from minray.remote_function import RemoteFunction
 from minray.runtime_context import RuntimeContext
 
 JOB_RUNTIME_ENV_VAR = "MINRAY_JOB_RUNTIME_ENV"  # set by `minray job submit`

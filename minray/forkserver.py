@@ -109,13 +109,24 @@ def serve() -> None:
 
     import minray.worker_start  # noqa: F401 - everything a worker imports, once for all children
 
-    gc.freeze()  # children's collections leave these objects, and so their pages, shared
     server = _Server(socket.socket(fileno=int(os.environ.pop(FD_VAR))))
     try:
-        while server.turn():
-            pass
+        # The forks asked for while this server started (init's prestarted worker) are made
+        # first; then the API that tasks use, which a worker does not need to start, is
+        # loaded once for every later child.
+        if server.turn(timeout=0):
+            _load_api()
+            gc.freeze()  # children's collections leave these objects, and so their pages, shared
+            while server.turn():
+                pass
     finally:  # the node is gone (or this loop broke): no child may be left unreaped
         server.wind_down()
+
+
+def _load_api() -> None:
+    import minray.actor  # noqa: F401 - with minray.api: what `minray.get`, `.remote()` etc. load
+    import minray.api  # noqa: F401
+
 
 
 class _Server:
@@ -128,9 +139,10 @@ class _Server:
         self.ended: set[int] = set()  # children whose end was reported, not reaped yet
         self.decoder = Decoder()
 
-    def turn(self) -> bool:
-        """Handle what is ready; False once the node's end of the socket is closed."""
-        for fd, _ in self.poller.poll():
+    def turn(self, timeout: int | None = None) -> bool:
+        """Handle what is ready (waiting up to `timeout` ms for something, None: until there
+        is); False once the node's end of the socket is closed."""
+        for fd, _ in self.poller.poll(timeout):
             if fd != self.ctl.fileno():
                 pid = self.children.pop(fd)
                 self.poller.unregister(fd)
