@@ -75,6 +75,7 @@ def test_no_wait_job_outlives_the_cli_and_its_logs_follow_it(held_job, tmp_path)
     out = minray_cli("job", "submit", "--no-wait", "--runtime-env", str(env),
                      "--submission-id", "held-1", "--", "python", str(script), str(gate))
     assert out.returncode == 0 and "minray job logs --follow held-1" in out.stderr
+    assert out.stdout == "held-1\n"  # the id alone, for a script to capture
     wait_for(lambda: "job started" in minray_cli("job", "logs", "held-1").stdout,
              "the job to start, with its CLI gone")
     assert json.loads(minray_cli("job", "status", "held-1", "--json").stdout)["status"] == \

@@ -81,6 +81,7 @@ def job_submit(args: argparse.Namespace) -> int:
     if args.no_wait:
         _note(f"follow it with: minray job logs --follow {job.id}")
         _note(f"stop it with:   minray job stop {job.id}")
+        print(job.id)  # stdout has nothing else: ID=$(minray job submit --no-wait ...) works
         return 0
     return _follow_to_the_end(job)
 
