@@ -149,6 +149,10 @@ def objects(ray, init) -> None:
         return
     ray.get([echo.remote(np.zeros(4)) for _ in range(4)])  # warm: both workers import numpy
     array = np.arange(200 * MB // 8, dtype=np.float64)
+    warm = ray.get(echo.remote(array))  # as the bytes row: not the session's first 200 MB
+    del warm
+    gc.collect()
+    time.sleep(1)  # freed by now (Ray frees asynchronously)
     t = now()
     back = ray.get(echo.remote(array))
     emit(echo_numpy_200mb=now() - t)
