@@ -120,13 +120,9 @@ def _map(path: str) -> memoryview:
     import fcntl
     import mmap  # on use: most workers never map a segment
 
-    populate = getattr(mmap, "MAP_POPULATE", 0)  # Linux: one pass maps every page, rather
-    # than a fault per page when the value is read (a third of a 200 MB echo's time)
-
     with open(path, "rb") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_SH)
-        return memoryview(mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ,
-                                    flags=mmap.MAP_SHARED | populate))
+        return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
 
 
 def _write(folder: str, kind: str, parts: list[tuple[int, memoryview]], stream: int) -> Segment:
