@@ -128,7 +128,6 @@ def _load_api() -> None:
     import minray.api  # noqa: F401
 
 
-
 class _Server:
     def __init__(self, ctl: socket.socket):
         self.ctl = ctl
