@@ -292,11 +292,11 @@ class Actors:
             return False
         if not (spec.num_cpus or spec.resources):
             return True
-        extra = self.scheduler.extra
-        if not cpus.fits(spec.num_cpus) or (spec.resources and not extra.fits(spec.resources)):
+        if not self.scheduler.fits(spec, cpus):
             return False
         cpus.take(actor, spec.num_cpus)
-        actor.holding = extra.take(spec.resources) if spec.resources else Holding({}, [])
+        actor.holding = (self.scheduler.extra.take(spec.resources) if spec.resources
+                         else Holding({}, []))
         return True
 
     def _release(self, actor: Actor) -> None:

@@ -145,10 +145,7 @@ class Scheduler:
         idle, starting = self.pool.idle_and_starting(env)
         while queue:
             if idle:
-                task = queue[0]  # does the pool (the node's CPUs, or a bundle's) and the
-                # node have what it asks for free now?
-                if not pool.fits(task.num_cpus) or (task.resources is not None
-                                                    and not self.extra.fits(task.resources)):
+                if not self.fits(queue[0], pool):
                     break
                 self.dispatch(idle.pop(), queue.popleft(), pool)
             elif starting < len(queue) and self._room_for_worker(env, pool):
@@ -173,6 +170,12 @@ class Scheduler:
             task = queue.popleft()
             self.store.fail(task, exc.WorkerCrashedError(
                 f"no worker could be started for {task.name}: {reason}"))
+
+    def fits(self, task: TaskSpec, pool: CpuLedger | AnyBundle) -> bool:
+        """The pool (the node's CPUs, or a bundle's) and the node have what the task or
+        actor asks for free now."""
+        return pool.fits(task.num_cpus) and (not task.resources
+                                             or self.extra.fits(task.resources))
 
     def dispatch(self, worker: Worker, task: TaskSpec, pool: CpuLedger | AnyBundle) -> None:
         worker.state, worker.task = WorkerState.BUSY, task
