@@ -84,8 +84,7 @@ def loads(data: Data):
             while len(out) < data.size:  # one read() stops short of 2 GiB
                 more = f.read(data.size - len(out))
                 if not more:
-                    raise exc.ObjectLostError(f"the segment {data.path} is shorter than its "
-                                              f"{data.size} bytes")
+                    raise _shorter(data)
                 out += more
             return out
     if data.kind == BYTEARRAY:
@@ -95,13 +94,16 @@ def loads(data: Data):
             while got < data.size:
                 n = f.readinto(view[got:])
                 if not n:
-                    raise exc.ObjectLostError(f"the segment {data.path} is shorter than its "
-                                              f"{data.size} bytes")
+                    raise _shorter(data)
                 got += n
         return out
     view = _map(data.path)
     return pickle.loads(view[:data.stream],
                         buffers=[view[o:o + n] for o, n in data.buffers])
+
+
+def _shorter(data: Segment) -> exc.ObjectLostError:
+    return exc.ObjectLostError(f"the segment {data.path} is shorter than its {data.size} bytes")
 
 
 def free(data: Data) -> None:
