@@ -215,6 +215,10 @@ def remote(*args, **options):
 def _make(target: Any, options: dict):
     if inspect.isclass(target):
         return ActorClass(target, options)
+    if inspect.iscoroutinefunction(target):  # refused as Ray refuses it, with its way out
+        raise ValueError(f"'async def' cannot be a remote task ({target.__qualname__}): only "
+                         f"actors' methods may be async. Run it inside a plain task instead, "
+                         f"e.g. return asyncio.run({target.__name__}(...))")
     if callable(target):
         return RemoteFunction(target, options)
     raise TypeError(f"remote applies to functions and classes, not {type(target).__name__}")

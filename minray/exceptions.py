@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pickle
 
-import cloudpickle
-
 
 class RayError(Exception):
     """Base of every minray error."""
@@ -34,6 +32,8 @@ class RayTaskError(RayError):
     def __reduce__(self):
         # The cause travels as bytes of its own, so a cause that cannot be rebuilt on the
         # other side costs only itself, never the error.
+        import cloudpickle  # on use: a worker whose tasks never fail does not load it
+
         try:
             cause = cloudpickle.dumps(self.cause)
         except Exception:  # noqa: BLE001 - an exception that cannot be pickled: keep its text

@@ -25,13 +25,11 @@ import select
 import struct
 import sys
 import time
-import traceback
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import socket
 
-FD_VAR = "MINRAY_FORK_SERVER_FD"
 WIND_DOWN_SECONDS = 2.0  # after the node is gone, how long children may take to end
 WORKER_PATH_VAR = "MINRAY_WORKER_PATH"  # read by the boot script at start, then removed
 
@@ -103,13 +101,14 @@ class Decoder:
 
 
 # --- the server ----------------------------------------------------------------------------
-def serve() -> None:
-    """The server's loop: fork on request, report exits, reap when told; never returns."""
+def serve(fd: int) -> None:
+    """The server's loop on its end `fd` of the node's socket: fork on request, report exits,
+    reap when told; never returns."""
     import socket  # here: the node imports this module for its messages, before socket
 
     import minray.worker_start  # noqa: F401 - everything a worker imports, once for all children
 
-    server = _Server(socket.socket(fileno=int(os.environ.pop(FD_VAR))))
+    server = _Server(socket.socket(fileno=fd))
     try:
         # The forks asked for while this server started (init's prestarted worker) are made
         # first; then the API that tasks use, which a worker does not need to start, is
@@ -249,6 +248,8 @@ def _become_worker(msg: Fork, inherited: list[int]) -> None:
     try:
         main()  # ends the process
     except BaseException:  # noqa: BLE001 - never back into the server's loop
+        import traceback
+
         traceback.print_exc()
     os._exit(1)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
+import importlib
 import inspect
 import io
 import os
@@ -15,7 +16,7 @@ from typing import Any
 
 import cloudpickle
 
-from minray import core, resources, strict, values
+from minray import core, functions, resources, strict, values
 from minray.generators import DYNAMIC, STREAMING, ObjectRefGenerator, generator_returns
 from minray.handles import noting_handles
 from minray.objects import Arg, ObjectRef
@@ -123,14 +124,38 @@ def _code_keeping_its_file(code):
     return rebuild, tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
 
 
+def _module_by_name(module: types.ModuleType):
+    """An importable module as `importlib.import_module(name)`, which a worker has at hand,
+    rather than cloudpickle's own importer."""
+    rebuild, args = _CLOUDPICKLE_MODULE(module)
+    return (importlib.import_module, args) if rebuild is _SUBIMPORT else (rebuild, args)
+
+
+# cloudpickle's own rebuilders, to recognise its reductions (None if a version renames them:
+# its reductions are then kept as they are)
+_SUBIMPORT = getattr(cloudpickle.cloudpickle, "subimport", None)
+_MAKE_FUNCTION = getattr(cloudpickle.cloudpickle, "_make_function", None)
+_FUNCTION_SETSTATE = getattr(cloudpickle.cloudpickle, "_function_setstate", None)
 _CLOUDPICKLE_CODE = cloudpickle.Pickler.dispatch_table.get(types.CodeType)
+_CLOUDPICKLE_MODULE = cloudpickle.Pickler.dispatch_table.get(types.ModuleType)
+# Reducers a cloudpickle without its own (for code, for modules) does not need
+_REDUCERS = {kind: reducer for kind, reducer, own in (
+    (types.ModuleType, _module_by_name, _CLOUDPICKLE_MODULE),
+    (types.CodeType, _code_keeping_its_file, _CLOUDPICKLE_CODE)) if own is not None}
 
 
 class _Exporter(cloudpickle.Pickler):
-    # A cloudpickle without its own code reducer pickles code its own way: leave it be
-    dispatch_table = cloudpickle.Pickler.dispatch_table if _CLOUDPICKLE_CODE is None else \
-        collections.ChainMap({types.CodeType: _code_keeping_its_file},
-                             cloudpickle.Pickler.dispatch_table)
+    """cloudpickle, with script functions and modules in forms a worker loads without it
+    (minray/functions.py)."""
+
+    dispatch_table = collections.ChainMap(_REDUCERS, cloudpickle.Pickler.dispatch_table)
+
+    def reducer_override(self, obj):
+        reduced = super().reducer_override(obj)
+        if type(obj) is types.FunctionType and reduced is not NotImplemented:
+            return functions.plain(reduced, _MAKE_FUNCTION, _FUNCTION_SETSTATE) or \
+                reduced
+        return reduced
 
 
 def _export(obj: Any, kind: str) -> tuple[str, bytes]:

@@ -8,9 +8,6 @@ Shared by the plain call path (minray/worker.py) and concurrent actors
 from __future__ import annotations
 
 import pickle
-import traceback
-
-import cloudpickle
 
 from minray import core, values
 from minray import exceptions as exc
@@ -38,6 +35,8 @@ def dumps(value) -> values.Data:
     except exc.ObjectStoreFullError:
         raise
     except Exception:  # noqa: BLE001 - any pickling failure: try the thorough way
+        import cloudpickle  # on use: a worker that never needs it does not load it
+
         return values.dumps(value, folder, cloudpickle.dumps)
 
 
@@ -61,6 +60,8 @@ def dump_results(value, n: int, name: str) -> list[Result]:
 def task_error(name: str, error: BaseException) -> exc.RayError:
     if isinstance(error, exc.RayActorError):
         return error
+    import traceback  # on use: a worker whose tasks never fail does not load it
+
     tb = traceback.format_exception(type(error), error, error.__traceback__.tb_next)
     return exc.RayTaskError(name, "".join(tb), error)
 
@@ -68,6 +69,8 @@ def task_error(name: str, error: BaseException) -> exc.RayError:
 def dump_error(error: BaseException) -> Result:
     """The error as a result. A RayTaskError always pickles (its cause travels apart, see
     RayTaskError.__reduce__); another error that cannot travel keeps its text."""
+    import cloudpickle  # on use: a worker whose tasks never fail does not load it
+
     try:
         return False, cloudpickle.dumps(error)
     except Exception:  # noqa: BLE001 - any pickling failure

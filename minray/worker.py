@@ -11,15 +11,12 @@ from __future__ import annotations
 import atexit
 import collections
 import itertools
-import json
 import os
+import pickle
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
-
-import cloudpickle
 
 from minray import core, handles, values
 from minray import exceptions as exc
@@ -148,6 +145,8 @@ class WorkerCore(core.Core):
     @property
     def resource_totals(self) -> dict[str, float]:
         if self._totals is None:
+            import json  # on use: few tasks ask
+
             self._totals = json.loads(os.environ["MINRAY_RESOURCES"])
         return self._totals
 
@@ -336,8 +335,8 @@ class WorkerCore(core.Core):
     def _call(self, task: TaskSpec, msg: Run) -> list[Result]:
         """Run the task; its results. Its arguments and value are gone when this returns,
         before Done is sent: a segment mapped for them is then free to be reused."""
-        if msg.func is not None:
-            self._functions[task.func_id] = cloudpickle.loads(msg.func)
+        if msg.func is not None:  # a script's functions load without cloudpickle (functions.py)
+            self._functions[task.func_id] = pickle.loads(msg.func)
         call_args, call_kwargs = load_args(task.args, msg.deps)
         if task.kind == ACTOR:
             self.actor_id = task.task_id
@@ -379,6 +378,8 @@ class WorkerCore(core.Core):
             if shutdown is not None:
                 shutdown()
         except Exception:  # noqa: BLE001 - the actor ends anyway; say why it did not cleanly
+            import traceback
+
             traceback.print_exc()
         self.send(Done(task.task_id, [dump_error(error)] * max(len(task.return_ids), 1)))
         atexit._run_exitfuncs()

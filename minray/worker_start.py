@@ -7,14 +7,12 @@ one; minray/worker.py is what the worker does once started.
 from __future__ import annotations
 
 import os
+import pickle
 import select
 import signal
 import socket
 import sys
 import threading
-import traceback
-
-import cloudpickle
 
 from minray import core, remote_pdb
 from minray.protocol import Channel, Hello
@@ -38,7 +36,7 @@ def _run_setup_hook(hook: str) -> str | None:
         if hook.startswith("cloudpickle:"):
             import base64
 
-            fn = cloudpickle.loads(base64.b64decode(hook.removeprefix("cloudpickle:")))
+            fn = pickle.loads(base64.b64decode(hook.removeprefix("cloudpickle:")))
         else:
             import importlib
 
@@ -46,6 +44,8 @@ def _run_setup_hook(hook: str) -> str | None:
             fn = getattr(importlib.import_module(module), name)
         fn()
     except BaseException as e:  # noqa: BLE001 - any failure fails the env, with its reason
+        import traceback
+
         return "".join(traceback.format_exception(type(e), e, e.__traceback__))
     return None
 

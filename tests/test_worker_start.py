@@ -15,7 +15,7 @@ import pytest
 
 import minray
 from minray.exceptions import ActorDiedError, RuntimeEnvSetupError, WorkerCrashedError
-from minray.node.forkservers import server_key
+from minray.node.launch import server_key
 from procs import gone_within
 
 

@@ -14,10 +14,10 @@ for _path in os.environ.pop("MINRAY_WORKER_PATH", "").split(os.pathsep):
     if _path and _path not in sys.path:
         sys.path.append(_path)
 
-if "MINRAY_FORK_SERVER_FD" in os.environ:
+if "MINRAY_FORK_SERVER_FD" in os.environ:  # minray/node/launch.py's FD_VAR
     from minray.forkserver import serve
 
-    serve()
+    serve(int(os.environ.pop("MINRAY_FORK_SERVER_FD")))
 else:
     from minray.worker_start import main
 

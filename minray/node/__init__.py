@@ -18,11 +18,11 @@ __all__ = ["Node", "start_node"]
 def start_node(*, num_cpus: int, job_env: renv.RuntimeEnv, job_id: str, namespace: str,
                resource_totals: dict[str, float]) -> Node:
     """A new node for this driver, with its session folder."""
-    from minray.node import forkservers, session
+    from minray.node import launch, session
 
     session_dir = session.new_session_dir(prune=False)
     socket_path = session.socket_path(session_dir)
-    job_server = forkservers.spawn_job_server(job_env, socket_path, job_id, num_cpus)
+    job_server = launch.spawn_job_server(job_env, socket_path, job_id, num_cpus)
     from minray.node.node import Node
 
     try:

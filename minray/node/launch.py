@@ -6,13 +6,92 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
-import cloudpickle
+if TYPE_CHECKING:
+    import runtime_env as renv
 
-from minray.forkserver import FD_VAR
 
-BOOT_SCRIPT = str(Path(__file__).parent.parent / "_boot" / "minray_worker.py")
+BOOT_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(__file__)), "_boot", "minray_worker.py")
+FD_VAR = "MINRAY_FORK_SERVER_FD"  # a fork server's end of its socket (the boot script reads it)
+START_TIME_PREFIXES = ("PYTHON", "LD_", "MALLOC_", "LC_")
+START_TIME_NAMES = frozenset({"GLIBC_TUNABLES", "LANG", "LANGUAGE", "TZ", "HOME"})
+SWITCH_VAR = "MINRAY_FORK_SERVER"  # "0": exec every worker
+_OPTIONS_WITH_VALUE = ("-W", "-X")
+
+
+def server_key(program: list[str], env: dict[str, str], cwd: str) -> tuple | None:
+    """What a fork server must share with a worker for a fork to equal an exec; None when no
+    fork can (the program is not a bare interpreter)."""
+    if not _bare_interpreter(program):
+        return None
+    found_on_path = os.sep not in program[0]
+    start = tuple(sorted((k, v) for k, v in env.items()
+                         if read_at_start(k) or (found_on_path and k == "PATH")))
+    relative = any(p and not os.path.isabs(p)
+                   for p in env.get("PYTHONPATH", "").split(os.pathsep))
+    return tuple(program), start, cwd if relative else None
+
+
+def enabled() -> bool:
+    return hasattr(os, "pidfd_open") and os.environ.get(SWITCH_VAR, "1") != "0"
+
+
+class JobServer(NamedTuple):
+    """The job's fork server, spawned by `spawn_job_server` before the node exists."""
+
+    program: list[str]
+    env: dict[str, str]
+    cwd: str
+    proc: Spawned
+    fd: int  # the node's end of its socket
+
+
+def spawn_job_server(job_env: renv.RuntimeEnv, socket_path: str, job_id: str,
+                     num_cpus: int) -> JobServer | None:
+    """Spawn the fork server for the job's workers first thing in init, when they will come
+    from the default launch context (an `env_vars`-only job env without start-time variables)
+    and the env is prepared at init (eager_install), so that init prestarts a worker. None
+    when not: then nothing starts before it is needed."""
+    from runtime_env import LaunchContext
+
+    fields = set(job_env)
+    if not (enabled() and job_env.config()["eager_install"]
+            and fields <= {"env_vars", "config"}
+            and not any(read_at_start(name) for name in job_env.get("env_vars", {}))):
+        return None
+    context = LaunchContext()
+    env = context.process_env()
+    env.update(launch_vars(socket_path, job_id, num_cpus))
+    cwd = os.getcwd()
+    if server_key(context.py_executable, env, cwd) is None:
+        return None
+    try:
+        proc, fd = spawn([*context.py_executable, BOOT_SCRIPT], env)
+    except OSError:  # the pool starts one the usual way, or execs, and says why if it fails
+        return None
+    return JobServer(context.py_executable, env, cwd, proc, fd)
+
+
+def read_at_start(name: str) -> bool:
+    """Is this variable read while an interpreter starts (so a fork cannot change it)?"""
+    return name.startswith(START_TIME_PREFIXES) or name in START_TIME_NAMES
+
+
+def _bare_interpreter(program: list[str]) -> bool:
+    """A python, with interpreter options only (`python3 -X dev -u`)."""
+    if not os.path.basename(program[0]).startswith("python"):
+        return False
+    value_next = False
+    for arg in program[1:]:
+        if value_next:
+            value_next = False
+        elif not arg.startswith("-") or arg in ("-", "-c", "-m"):
+            return False
+        else:
+            value_next = arg in _OPTIONS_WITH_VALUE
+    return not value_next
+
 
 
 def launch_vars(socket_path: str, job_id: str, num_cpus: int,
@@ -35,8 +114,10 @@ def _worker_import_paths() -> list[str]:
     """Where minray and its worker-side dependencies live, appended to a worker's sys.path so
     they import in any env (a venv, a conda prefix) after the env's own packages. Modules'
     __file__ are absolute: no need to resolve them (which stats every folder on the way)."""
-    paths = [str(Path(os.path.abspath(__file__)).parent.parent.parent),
-             str(Path(os.path.abspath(cloudpickle.__file__)).parent.parent)]
+    import cloudpickle  # the driver has it loaded by now (it pickled the functions)
+
+    paths = [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+             os.path.dirname(os.path.dirname(os.path.abspath(cloudpickle.__file__)))]
     return list(dict.fromkeys(paths))
 
 

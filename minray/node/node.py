@@ -25,10 +25,9 @@ from minray.node import session, shm
 from minray.node.actors import Actors
 from minray.node.cancel import Cancels
 from minray.node.envs import Envs
-from minray.node.forkservers import JobServer
 from minray.node.ids import new_id, number
 from minray.node.io_loop import IOLoop
-from minray.node.launch import launch_vars
+from minray.node.launch import JobServer, launch_vars
 from minray.node.placement import PlacementGroups
 from minray.node.scheduler import Scheduler
 from minray.node.state import EnvState, Worker

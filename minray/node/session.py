@@ -17,8 +17,6 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from runtime_env import processes
-
 KEEP_SESSIONS = 20
 KEEP_SECONDS = 24 * 3600
 PRUNE_EVERY = 3600
@@ -131,6 +129,8 @@ def session_info(folder: Path) -> SessionInfo | None:
 def _driver_runs(pid: int, stamp: str) -> bool:
     """The pid runs, and not as a later process that reused it: the driver made the folder,
     so it started before the folder's time stamp (which is truncated to the second)."""
+    from runtime_env import processes  # on use: init needs none of it before its first spawn
+
     if not processes.pid_alive(pid):
         return False
     import psutil
