@@ -104,16 +104,17 @@ class Decoder:
 def serve(fd: int) -> None:
     """The server's loop on its end `fd` of the node's socket: fork on request, report exits,
     reap when told; never returns."""
-    import socket  # here: the node imports this module for its messages, before socket
+    import _socket  # the C module: socket.py's enums cost a worker ~4 ms of its start
 
     import minray.worker_start  # noqa: F401 - everything a worker imports, once for all children
 
-    server = _Server(socket.socket(fileno=fd))
+    server = _Server(_socket.socket(fileno=fd))
     try:
-        # The forks asked for while this server started (init's prestarted worker) are made
-        # first; then the API that tasks use, which a worker does not need to start, is
-        # loaded once for every later child.
-        if server.turn(timeout=0):
+        # The first fork asked for (init's prestarted worker, or the worker this server was
+        # started for) is made first, waiting for it if the node is not there yet; then the
+        # API that tasks use, which a worker does not need to start, is loaded once for
+        # every later child.
+        if server.turn():
             _load_api()
             gc.freeze()  # children's collections leave these objects, and so their pages, shared
             while server.turn():
@@ -165,7 +166,7 @@ class _Server:
 
     def _closed_after(self) -> bool:
         """Has the node closed its end behind what was just read?"""
-        from socket import MSG_DONTWAIT, MSG_PEEK
+        from _socket import MSG_DONTWAIT, MSG_PEEK
 
         try:
             return self.ctl.recv(1, MSG_PEEK | MSG_DONTWAIT) == b""

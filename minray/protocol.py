@@ -13,7 +13,6 @@ header: a 64 MiB value is not copied more than needed.
 from __future__ import annotations
 
 import pickle
-import socket
 import struct
 from typing import TYPE_CHECKING, NamedTuple, Union
 
@@ -21,6 +20,8 @@ from minray.task import Result, TaskSpec
 from minray.values import Data
 
 if TYPE_CHECKING:
+    import socket
+
     from minray.placement_calls import PlacementRequest
 
 

@@ -109,9 +109,12 @@ class WorkerCore(core.Core):
 
     @staticmethod
     def leave() -> None:
-        """End the worker process now, its output flushed."""
-        sys.stdout.flush()
-        sys.stderr.flush()
+        """End the worker process now, its output flushed (as far as it still can be)."""
+        for out in (sys.stdout, sys.stderr):
+            try:
+                out.flush()
+            except (OSError, ValueError):  # the reader is gone, or a task closed the stream
+                pass
         os._exit(0)
 
     # ------------------------------------------------------------- the core, for tasks

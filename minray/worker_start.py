@@ -10,24 +10,38 @@ import os
 import pickle
 import select
 import signal
-import socket
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from minray import core, remote_pdb
 from minray.protocol import Channel, Hello
 from minray.worker import WorkerCore
 from runtime_env.processes import pid_alive
 
+if TYPE_CHECKING:
+    import socket
+
 
 def _watch_driver(sock: socket.socket, driver_pid: int) -> None:
-    """Exit as soon as the driver is gone, even if it was killed with SIGKILL mid-task."""
+    """Exit as soon as the driver is gone, even if it was killed with SIGKILL mid-task, with
+    the output its tasks printed (a node that shuts down closes the socket too: the main
+    thread may see that first, or this one)."""
     hangup = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR
     poller = select.poll()
     poller.register(sock.fileno(), hangup)
     while True:
         if poller.poll(1000) or not pid_alive(driver_pid):
-            os._exit(1)
+            WorkerCore.leave()
+
+
+def _whole_lines() -> None:
+    """Under PYTHONUNBUFFERED (or -u) each piece of a print is a write of its own, and workers
+    share the driver's stdout: two printing at once would mix halves of their lines. Line
+    buffering writes each line at once, as Ray's workers' lines arrive whole."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "write_through", False):
+            stream.reconfigure(write_through=False, line_buffering=True)
 
 
 def _run_setup_hook(hook: str) -> str | None:
@@ -51,7 +65,9 @@ def _run_setup_hook(hook: str) -> str | None:
 
 
 def main() -> None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    import _socket  # the C module: socket.py's enums cost a worker ~4 ms of its start
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(os.environ["MINRAY_NODE_SOCKET"])
     except OSError:  # the node shut down while this worker was starting
@@ -59,6 +75,7 @@ def main() -> None:
     for path in os.environ.get("MINRAY_DRIVER_SYS_PATH", "").split(os.pathsep):
         if path and path not in sys.path:
             sys.path.append(path)
+    _whole_lines()
     channel = Channel(sock)
     worker = WorkerCore(channel, os.environ["MINRAY_WORKER_ID"])
     threading.Thread(target=_watch_driver, args=(sock, int(os.environ["MINRAY_DRIVER_PID"])),

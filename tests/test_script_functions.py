@@ -23,6 +23,8 @@ def _run(script: str, **env) -> str:
 
 @pytest.mark.parametrize("fork_server", ["1", "0"])
 def test_a_new_worker_runs_a_script_function_without_loading_cloudpickle(fork_server):
+    """The first worker, exec'd or forked from the job's server before the server loads the
+    API for later children."""
     out = _run("""
         import sys
         import minray as ray

@@ -241,3 +241,35 @@ def test_a_stuck_fork_server_is_ended_after_the_register_timeout(ray, tmp_path, 
     with pytest.raises(RuntimeEnvSetupError, match="did not connect to the node within 2 s"):
         minray.get(f.options(runtime_env=env).remote(), timeout=60)
     assert minray.get(f.remote(), timeout=60) == "ran"
+
+
+@pytest.mark.parametrize("fork_server", ["1", "0"])
+def test_unbuffered_workers_printing_at_once_write_whole_lines(tmp_path, fork_server):
+    """Under PYTHONUNBUFFERED each piece of a print would be its own write to the shared
+    stdout; two tasks that print together (each waits until the other has started) must
+    still give whole lines."""
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import os, time, minray as ray
+
+        @ray.remote
+        def chatter(name, other):
+            open(os.path.join({str(tmp_path)!r}, name), "w").close()
+            deadline = time.monotonic() + 30
+            while not os.path.exists(os.path.join({str(tmp_path)!r}, other)):
+                assert time.monotonic() < deadline, "the other task never started"
+                time.sleep(0.001)
+            for i in range(300):
+                print("line", i, "from", name)
+
+        ray.init(num_cpus=2)
+        ray.get([chatter.remote("a", "b"), chatter.remote("b", "a")])
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                           "MINRAY_FORK_SERVER": fork_server})
+    assert out.returncode == 0, out.stderr
+    assert sorted(out.stdout.splitlines()) == sorted(
+        f"line {i} from {name}" for name in "ab" for i in range(300))
