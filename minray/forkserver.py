@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import socket
 
 WIND_DOWN_SECONDS = 2.0  # after the node is gone, how long children may take to end
+WARM_UP_AFTER_MS = 50  # idle this long after the first fork: load the API for later children
 WORKER_PATH_VAR = "MINRAY_WORKER_PATH"  # read by the boot script at start, then removed
 
 
@@ -110,25 +111,20 @@ def serve(fd: int) -> None:
 
     server = _Server(_socket.socket(fileno=fd))
     try:
-        # The first fork asked for (init's prestarted worker, or the worker this server was
-        # started for) is made first, waiting for it if the node is not there yet; then the
-        # API that tasks use, which a worker does not need to start, is loaded once for
-        # every later child.
-        if server.turn():
-            _load_api()
-            gc.freeze()  # children's collections leave these objects, and so their pages, shared
-            while server.turn():
-                pass
+        while server.turn():
+            pass
     finally:  # the node is gone (or this loop broke): no child may be left unreaped
         server.wind_down()
 
 
-def _load_api() -> None:
-    import minray.actor  # noqa: F401 - with minray.api: what `minray.get`, `.remote()` etc. load
-    import minray.api  # noqa: F401
-
-
 class _Server:
+    """Forks on request. The API that tasks use (`minray.get`, `.remote()`), which a worker
+    does not need to start, is loaded once for all later children (`_warm_up`) - but not while
+    the first child starts, whose task is what a user waits for after init: two processes
+    importing at once on a small machine slowed it by several ms. So the first fork is made as
+    soon as it is asked for, and the API is loaded before the next fork, or once the server
+    has had nothing to do for WARM_UP_AFTER_MS after the first."""
+
     def __init__(self, ctl: socket.socket):
         self.ctl = ctl
         ctl.setblocking(True)
@@ -137,11 +133,17 @@ class _Server:
         self.children: dict[int, int] = {}  # pidfd -> pid of each child that has not ended
         self.ended: set[int] = set()  # children whose end was reported, not reaped yet
         self.decoder = Decoder()
+        self.forked_any = False
+        self.warm = False
 
-    def turn(self, timeout: int | None = None) -> bool:
-        """Handle what is ready (waiting up to `timeout` ms for something, None: until there
-        is); False once the node's end of the socket is closed."""
-        for fd, _ in self.poller.poll(timeout):
+    def turn(self) -> bool:
+        """Handle what is ready, waiting until there is something (or until it is time to
+        warm up); False once the node's end of the socket is closed."""
+        idle_warm_up = self.forked_any and not self.warm
+        events = self.poller.poll(WARM_UP_AFTER_MS if idle_warm_up else None)
+        if not events:
+            self._warm_up()
+        for fd, _ in events:
             if fd != self.ctl.fileno():
                 pid = self.children.pop(fd)
                 self.poller.unregister(fd)
@@ -182,7 +184,17 @@ class _Server:
         except OSError:  # the node closed its end
             return False
 
+    def _warm_up(self) -> None:
+        import minray.actor  # noqa: F401 - with minray.api: what `minray.get`, `.remote()` etc. load
+        import minray.api  # noqa: F401
+
+        gc.freeze()  # children's collections leave these objects, and so their pages, shared
+        self.warm = True
+
     def _fork(self, msg: Fork) -> Forked | ForkFailed:
+        if self.forked_any and not self.warm:
+            self._warm_up()
+        self.forked_any = True
         try:
             pid = os.fork()
         except OSError as e:

@@ -64,6 +64,13 @@ def _run_setup_hook(hook: str) -> str | None:
     return None
 
 
+def _hello(worker: WorkerCore, setup_error: str | None) -> None:
+    try:
+        worker.send(Hello(worker.worker_id, setup_error))
+    except OSError:  # the node shut down while this worker was connecting
+        os._exit(0)
+
+
 def main() -> None:
     import _socket  # the C module: socket.py's enums cost a worker ~4 ms of its start
 
@@ -72,22 +79,22 @@ def main() -> None:
         sock.connect(os.environ["MINRAY_NODE_SOCKET"])
     except OSError:  # the node shut down while this worker was starting
         os._exit(0)
+    channel = Channel(sock)
+    worker = WorkerCore(channel, os.environ["MINRAY_WORKER_ID"])
+    hook = os.environ.get("MINRAY_SETUP_HOOK")
+    if hook is None:  # the node sends this worker its work while it finishes its start
+        _hello(worker, None)
     for path in os.environ.get("MINRAY_DRIVER_SYS_PATH", "").split(os.pathsep):
         if path and path not in sys.path:
             sys.path.append(path)
     _whole_lines()
-    channel = Channel(sock)
-    worker = WorkerCore(channel, os.environ["MINRAY_WORKER_ID"])
     threading.Thread(target=_watch_driver, args=(sock, int(os.environ["MINRAY_DRIVER_PID"])),
                      daemon=True).start()
     signal.signal(signal.SIGINT, worker.interrupt)
     core.set_current(worker)
     remote_pdb.install()
-    hook = os.environ.get("MINRAY_SETUP_HOOK")
-    try:
-        worker.send(Hello(worker.worker_id, _run_setup_hook(hook) if hook else None))
-    except OSError:  # the node shut down while this worker was connecting
-        os._exit(0)
+    if hook is not None:  # it runs in the worker as tasks will find it, and may fail the env
+        _hello(worker, _run_setup_hook(hook))
     try:
         worker.serve()
     except (EOFError, ConnectionError):
