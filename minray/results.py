@@ -62,8 +62,11 @@ def task_error(name: str, error: BaseException) -> exc.RayError:
         return error
     import traceback  # on use: a worker whose tasks never fail does not load it
 
-    tb = traceback.format_exception(type(error), error, error.__traceback__.tb_next)
-    return exc.RayTaskError(name, "".join(tb), error)
+    tb = error.__traceback__  # the user's frames only, as Ray shows them: not minray's calls
+    while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("minray."):
+        tb = tb.tb_next
+    lines = traceback.format_exception(type(error), error, tb)
+    return exc.RayTaskError(name, "".join(lines), error)
 
 
 def dump_error(error: BaseException) -> Result:

@@ -4,9 +4,11 @@ rebuild it, and otherwise a RayTaskError that names it, with its message and tra
 from __future__ import annotations
 
 import builtins
+import os
 
 import pytest
 
+import minray
 from minray.exceptions import RayError, RayTaskError
 
 
@@ -82,3 +84,30 @@ def test_an_exception_class_only_the_task_can_import(ray, tmp_path):
     assert info.value.cause_type == "OnlyHereError"
     assert info.value.cause_message == "from the working_dir"
     assert "OnlyHereError: from the working_dir" in str(info.value)
+
+
+@pytest.mark.parametrize("actor", [False, True])
+def test_the_traceback_shows_the_users_frames_not_minrays(ray, actor):
+    def inner():
+        raise ValueError("deep")
+
+    def outer():
+        inner()
+
+    if actor:
+        @ray.remote
+        class Failing:
+            def run(self):
+                outer()
+
+        ref = Failing.remote().run.remote()
+    else:
+        ref = ray.remote(max_retries=0)(lambda: outer()).remote()
+    with pytest.raises(ValueError) as info:
+        ray.get(ref, timeout=60)
+    text = str(info.value)
+    frames = [line.strip() for line in text.splitlines() if line.strip().startswith("File ")]
+    assert [f.rsplit(" in ", 1)[1] for f in frames] == (
+        ["run", "outer", "inner"] if actor else ["<lambda>", "outer", "inner"]), text
+    package = os.path.dirname(minray.__file__)
+    assert not any(package in frame for frame in frames), text
