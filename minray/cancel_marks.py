@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import mmap
 import os
-from pathlib import Path
 
 FOLDER = "cancelled"  # the mark files, in the session folder
 COUNT = "cancelled.count"  # how many exist
 
 
-def _map(path: Path, create: bool) -> memoryview:
+def _map(path: str, create: bool) -> memoryview:
     fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
     try:
         if create:
@@ -31,35 +30,36 @@ def _map(path: Path, create: bool) -> memoryview:
 class Marks:
     """The node's side: leaves and removes marks, keeping the shared count."""
 
-    def __init__(self, session_dir: Path):
-        self.folder = session_dir / FOLDER
-        self.folder.mkdir(exist_ok=True)
-        self._count = _map(session_dir / COUNT, create=True)
+    def __init__(self, session_dir: str | os.PathLike):
+        self._prefix = os.path.join(session_dir, FOLDER, "")
+        os.makedirs(self._prefix, exist_ok=True)
+        self._count = _map(os.path.join(session_dir, COUNT), create=True)
 
     def mark(self, task_id: str) -> None:
-        (self.folder / task_id).touch()
+        os.close(os.open(self._prefix + task_id, os.O_WRONLY | os.O_CREAT, 0o600))
         self._count[0] += 1
 
     def unmark(self, task_id: str) -> None:
         try:
-            (self.folder / task_id).unlink()
+            os.unlink(self._prefix + task_id)
         except FileNotFoundError:
             return
         self._count[0] -= 1
 
 
 class MarkReader:
-    """A worker's side: is a task marked? Maps the count on first use."""
+    """A worker's side: is a task marked? Maps the count on first use. (os.path, not pathlib:
+    every worker imports this module at start, and pathlib would cost it a few ms.)"""
 
     def __init__(self, session_dir: str):
-        self._session_dir = Path(session_dir)
+        self._count_path = os.path.join(session_dir, COUNT)
         self._prefix = os.path.join(session_dir, FOLDER, "")
         self._count: memoryview | None = None
 
     def is_marked(self, task_id: str) -> bool:
         if self._count is None:
             try:
-                self._count = _map(self._session_dir / COUNT, create=False)
+                self._count = _map(self._count_path, create=False)
             except OSError:  # the session is going away: ask the file system
                 return os.path.exists(self._prefix + task_id)
         return self._count[0] > 0 and os.path.exists(self._prefix + task_id)
