@@ -3,7 +3,7 @@
 An exec'd worker pays an interpreter start and its imports (about 1.4x `python -c pass`); a
 forked one pays a fork (minray/forkserver.py is the server's side). A worker is forked only
 when that gives it exactly the process an exec would, otherwise `ForkServers.fork` returns
-None and the pool execs it. The rule:
+None and the pool execs it. The rule (`launch.server_key`):
 
 - the program is a Python interpreter with options only. A wrapper (a script, `uv run`,
   `nice`) may do something per process, so its workers are exec'd;

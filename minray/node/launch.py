@@ -1,6 +1,7 @@
-"""What a node's worker processes start with: the boot script and the variables that tell a
-worker its node. Light to import (no node machinery), so that init can spawn the job's fork
-server (`spawn`) before the rest of the node is loaded."""
+"""What a node's worker processes start with: the boot script, the variables that tell a
+worker its node, and which of them a fork server can serve (`server_key`, the rule in
+node/forkservers.py). Light to import (no node machinery), so that init can spawn the job's
+fork server (`spawn_job_server`) before the rest of the node is loaded."""
 
 from __future__ import annotations
 
@@ -91,7 +92,6 @@ def _bare_interpreter(program: list[str]) -> bool:
         else:
             value_next = arg in _OPTIONS_WITH_VALUE
     return not value_next
-
 
 
 def launch_vars(socket_path: str, job_id: str, num_cpus: int,
