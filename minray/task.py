@@ -72,7 +72,7 @@ class TaskSpec:
         self.func_id = func_id  # the function or class, by content hash
         self.func_bytes = func_bytes  # sent once per process, then only the id
         self.num_cpus = num_cpus
-        self.max_retries = max_retries  # a task: runs again this often if its worker dies
+        self.max_retries = max_retries  # a task: reruns if its worker dies (-1: always)
         self.max_restarts = max_restarts  # an actor: restarts after its worker dies (-1: always)
         self.runtime_env = runtime_env  # the caller's override, merged with the parent's env
         self.actor_id = actor_id
