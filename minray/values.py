@@ -5,10 +5,10 @@ A stored value is `Data`: the pickle itself (bytes) or a `Segment` naming its fi
 `bytes`, `bytearray` and `memoryview` values are written raw; other values are pickled with
 protocol 5, their out-of-band buffers (numpy arrays) written after the pickle stream, so each
 is copied once into the segment and, on the reading side, either once out of it (bytes,
-bytearray; a memoryview arrives as bytes, as cloudpickle and Ray give it) or not at all: numpy
-arrays are read in place from a read-only mapping, as in Ray. A segment's file stays valid for
-whoever has it mapped after it is unlinked, so the node frees values without asking who still
-reads them.
+bytearray, into huge pages when large; a memoryview arrives as bytes, as cloudpickle and Ray
+give it) or not at all: numpy arrays are read in place from a read-only mapping, as in Ray. A
+segment's file stays valid for whoever has it mapped after it is unlinked, so the node frees
+values without asking who still reads them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import NamedTuple
 from minray import exceptions as exc
 
 THRESHOLD = 1 << 20  # bytes: values at least this big travel as segments
+_HUGE_MIN = 8 << 20  # bytes: values at least this big are read into huge pages (hugepages.py)
 _ALIGN = 64  # out-of-band buffers start on this boundary (numpy wants at most 16)
 BYTES, BYTEARRAY, PICKLED = "bytes", "bytearray", "pickled"
 _RAW = {bytes: BYTES, bytearray: BYTEARRAY, memoryview: BYTES}  # a memoryview: its bytes, as
@@ -78,28 +79,38 @@ def loads(data: Data):
     """The value back: unpickled, read from its segment, or mapped from it read-only."""
     if type(data) is bytes:
         return pickle.loads(data)
-    if data.kind == BYTES:  # exactly its size: a reused file may be longer
-        with open(data.path, "rb", buffering=0) as f:
+    if data.kind in (BYTES, BYTEARRAY):
+        return _read(data)
+    view = _map(data.path)
+    return pickle.loads(view[:data.stream],
+                        buffers=[view[o:o + n] for o, n in data.buffers])
+
+
+def _read(data: Segment) -> bytes | bytearray:
+    """A raw value read from its segment into a new object of exactly its size (a reused
+    file may be longer), in huge pages when it is large (minray/hugepages.py)."""
+    kind = bytes if data.kind == BYTES else bytearray
+    with open(data.path, "rb", buffering=0) as f:
+        if data.size >= _HUGE_MIN:
+            from minray import hugepages  # on use: it imports ctypes
+
+            out, view = hugepages.new(kind, data.size)
+        elif kind is bytes:
             out = f.read(data.size)
-            while len(out) < data.size:  # one read() stops short of 2 GiB
-                more = f.read(data.size - len(out))
-                if not more:
-                    raise _shorter(data)
-                out += more
+            if len(out) < data.size:
+                raise _shorter(data)
             return out
-    if data.kind == BYTEARRAY:
-        out = bytearray(data.size)
-        with open(data.path, "rb", buffering=0) as f:
-            view, got = memoryview(out), 0
-            while got < data.size:
+        else:
+            out = bytearray(data.size)
+            view = memoryview(out)
+        with view:
+            got = 0
+            while got < data.size:  # one read stops short of 2 GiB
                 n = f.readinto(view[got:])
                 if not n:
                     raise _shorter(data)
                 got += n
-        return out
-    view = _map(data.path)
-    return pickle.loads(view[:data.stream],
-                        buffers=[view[o:o + n] for o, n in data.buffers])
+    return out
 
 
 def _shorter(data: Segment) -> exc.ObjectLostError:

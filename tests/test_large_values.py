@@ -83,6 +83,18 @@ def test_a_task_sees_bytes_read_only_and_a_bytearray_as_its_own(node):
     assert minray.get(describe.remote(memoryview(data))) == ("bytes", BIG, False)
 
 
+def test_values_read_into_huge_pages_are_ordinary_objects(node):
+    data = os.urandom(values._HUGE_MIN + 4097)  # read into huge pages; not whole pages
+    back = minray.get(echo.remote(data))
+    assert type(back) is bytes and back == data and hash(back) == hash(data)
+    assert sys.getrefcount(back) == 2  # nothing else holds it: it is freed when let go
+    assert minray.get(describe.remote(data)) == ("bytes", len(data), False)
+    mine = minray.get(echo.remote(bytearray(data)))
+    assert type(mine) is bytearray and mine == data
+    mine += b"more"  # the caller's own, resizable
+    assert mine[:len(data)] == data and mine[-4:] == b"more"
+
+
 def test_numpy_arrays_are_read_in_place_read_only_in_tasks_and_in_the_driver(node):
     array = np.arange(BIG // 8, dtype=np.float64).reshape(-1, 64)
     assert minray.get(describe.remote(array)) == ("ndarray", len(array), False)
