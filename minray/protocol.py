@@ -1,9 +1,9 @@
 """The messages between the driver's node and its workers, and how they are framed.
 
-Each message is a small named tuple type, so both ends `match` on types. On the wire it is
-the plain tuple (its tag, its fields), pickled and sent as an 8-byte length and a body: plain
-tuples pickle several times faster than class instances, and named tuples cost a third of a
-dataclass to define, which every worker pays at start. Values inside are already-serialised
+Each message is a small named tuple type (a `Record`, minray/records.py), so both ends `match`
+on types. On the wire it is the plain tuple (its tag, its fields), pickled and sent as an 8-byte
+length and a body: plain tuples pickle several times faster than class instances, and Records
+cost a tenth of a typing.NamedTuple to define, which every worker pays at start. Values inside are already-serialised
 bytes, so the driver forwards results without deserialising them; a large value's bytes are
 not in the message at all, only the name of its segment (minray/values.py). Bodies are received
 straight into a buffer of their size and large bodies are sent without being joined to their
@@ -12,10 +12,11 @@ header: a 64 MiB value is not copied more than needed.
 
 from __future__ import annotations
 
-import pickle
+import _pickle as pickle  # the C module: a worker starts ~1 ms sooner without pickle.py
 import struct
-from typing import TYPE_CHECKING, NamedTuple, Union
+from typing import TYPE_CHECKING, Union
 
+from minray.records import Record
 from minray.task import Result, TaskSpec
 from minray.values import Data
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 # --- driver -> worker ----------------------------------------------------------------------
-class Run(NamedTuple):
+class Run(Record):
     """Run a task, create an actor or call its method. `func` is the pickled function or class
     the first time this worker needs it (None after); `deps` the argument values (their pickles,
     or the segments of large ones: minray.values); `gpu_ids` the GPUs the task or actor holds
@@ -38,18 +39,18 @@ class Run(NamedTuple):
     gpu_ids: list[int] | None = None
 
 
-class Reply(NamedTuple):
+class Reply(Record):
     """The answer to a Get (the results) or a Wait (the ids that are ready)."""
 
     req_id: int
     payload: list
 
 
-class Exit(NamedTuple):
+class Exit(Record):
     """Leave: the node does not need this worker any more."""
 
 
-class CancelCall(NamedTuple):
+class CancelCall(Record):
     """A running call of this actor was cancelled: an async actor cancels its asyncio task
     (others only see `is_canceled()`, from the node's mark)."""
 
@@ -57,7 +58,7 @@ class CancelCall(NamedTuple):
 
 
 # --- worker -> driver ----------------------------------------------------------------------
-class Hello(NamedTuple):
+class Hello(Record):
     """The first message on a new connection: which worker this is, and why its env's
     worker_process_setup_hook failed, if it did (then it takes no work)."""
 
@@ -65,20 +66,20 @@ class Hello(NamedTuple):
     setup_error: str | None = None
 
 
-class Done(NamedTuple):
+class Done(Record):
     """A task, creation or method call finished, with one result per return id."""
 
     task_id: str
     results: list[Result]
 
 
-class Submit(NamedTuple):
+class Submit(Record):
     """A task started a task or an actor, or called an actor's method."""
 
     task: TaskSpec
 
 
-class Put(NamedTuple):
+class Put(Record):
     """A task stored a value with `put` (kept for the session: its refs are not counted), or a
     large argument of a task it submits (`for_task`: freed when that task is done)."""
 
@@ -87,14 +88,14 @@ class Put(NamedTuple):
     for_task: bool = False
 
 
-class Get(NamedTuple):
+class Get(Record):
     """A task blocks until these objects exist; answered by a Reply with their results."""
 
     req_id: int
     ids: list[str]
 
 
-class Wait(NamedTuple):
+class Wait(Record):
     """A task blocks until `num_returns` of these objects exist; answered by the ready ids."""
 
     req_id: int
@@ -102,20 +103,20 @@ class Wait(NamedTuple):
     num_returns: int
 
 
-class Cancel(NamedTuple):
+class Cancel(Record):
     """A Get or Wait timed out in the task: forget it (a Wait is answered with what is ready)."""
 
     req_id: int
 
 
-class KillActor(NamedTuple):
+class KillActor(Record):
     """A task called `kill` on an actor."""
 
     actor_id: str
     no_restart: bool
 
 
-class CreateNamed(NamedTuple):
+class CreateNamed(Record):
     """A task creates a named actor; answered by a Reply with (actor id, None), the id of the
     actor that holds the name, or (None, why the name cannot be had)."""
 
@@ -123,7 +124,7 @@ class CreateNamed(NamedTuple):
     req_id: int
 
 
-class LookupActor(NamedTuple):
+class LookupActor(Record):
     """A task calls `get_actor`; answered by a Reply with (actor id, class description) or
     None."""
 
@@ -132,7 +133,7 @@ class LookupActor(NamedTuple):
     namespace: str
 
 
-class Handles(NamedTuple):
+class Handles(Record):
     """The actors this worker started or stopped holding a handle to, and those whose handles
     it pickled into a value (kept for the session), since its last such message."""
 
@@ -141,14 +142,14 @@ class Handles(NamedTuple):
     escaped: list[str]
 
 
-class Exiting(NamedTuple):
+class Exiting(Record):
     """The actor in this worker is ending on purpose (`exit_actor`, `__ray_terminate__`): its
     exit is no crash, and it is not restarted."""
 
     reason: str
 
 
-class CancelTask(NamedTuple):
+class CancelTask(Record):
     """A task called `cancel` on the task that returns `object_id`."""
 
     object_id: str
@@ -156,14 +157,14 @@ class CancelTask(NamedTuple):
     recursive: bool
 
 
-class Yield(NamedTuple):
+class Yield(Record):
     """A generator task produced its next value, stored under `object_id`."""
 
     object_id: str
     result: Result
 
 
-class Query(NamedTuple):
+class Query(Record):
     """A task asks the node about the session (`what`: "resources", "task_events");
     answered by a Reply."""
 
@@ -171,7 +172,7 @@ class Query(NamedTuple):
     what: str
 
 
-class PlacementCall(NamedTuple):
+class PlacementCall(Record):
     """A task asks something of the node about placement groups (`minray.placement_calls`);
     answered by a Reply with (answer, None) or (None, the error to raise)."""
 
@@ -179,7 +180,7 @@ class PlacementCall(NamedTuple):
     request: PlacementRequest
 
 
-class Breakpoint(NamedTuple):
+class Breakpoint(Record):
     """A task stopped in `breakpoint()` and waits for a debugger on `socket`
     (minray/remote_pdb.py); also the record in `<session>/debug/` that `minray debug` reads."""
 
@@ -192,13 +193,13 @@ class Breakpoint(NamedTuple):
     since: float  # time.time() when it stopped
 
 
-class Paused(NamedTuple):
+class Paused(Record):
     """A task waits in a breakpoint: a driver on a terminal attaches to it."""
 
     breakpoint: Breakpoint
 
 
-class StateQuery(NamedTuple):
+class StateQuery(Record):
     """A task or an observer asks for the session's state (`minray.util.state`): rows of a
     `kind` ("actors", "workers", "objects", "nodes") that pass `filters` (key, "=" or "!=",
     value), at most `limit`; or kind "status", the summary `minray status` prints. Answered by
@@ -213,7 +214,7 @@ class StateQuery(NamedTuple):
 
 
 # --- observer -> driver --------------------------------------------------------------------
-class Observe(NamedTuple):
+class Observe(Record):
     """The first message of a connection that only reads the node's state (the `minray`
     command in another process): it is no worker, and may send StateQuery only."""
 

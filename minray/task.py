@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import operator
-from typing import Any, NamedTuple
+from typing import Any
 
+from minray.records import Record
 from minray.values import Data
 
 TASK, ACTOR, CALL = "task", "actor", "call"
@@ -14,7 +15,7 @@ TASK, ACTOR, CALL = "task", "actor", "call"
 Result = tuple[bool, Data]
 
 
-class ActorCreation(NamedTuple):
+class ActorCreation(Record):
     """What the node keeps of a new actor besides its creation task."""
 
     class_meta: Any  # minray.actor.ClassMeta: what `get_actor` hands out
@@ -25,7 +26,7 @@ class ActorCreation(NamedTuple):
     get_if_exists: bool
 
 
-class Concurrency(NamedTuple):
+class Concurrency(Record):
     """How an actor runs calls when not one at a time: on event loops (an async actor) or
     threads, `max_concurrency` at once in the default group and each named group's own limit."""
 
@@ -35,7 +36,7 @@ class Concurrency(NamedTuple):
     method_groups: dict[str, str]  # method -> its group, from @method(concurrency_group=...)
 
 
-class Placement(NamedTuple):
+class Placement(Record):
     """Where in a placement group a task or actor runs."""
 
     group_id: str
