@@ -3,11 +3,11 @@
 Each message is a small named tuple type (a `Record`, minray/records.py), so both ends `match`
 on types. On the wire it is the plain tuple (its tag, its fields), pickled and sent as an 8-byte
 length and a body: plain tuples pickle several times faster than class instances, and Records
-cost a tenth of a typing.NamedTuple to define, which every worker pays at start. Values inside are already-serialised
-bytes, so the driver forwards results without deserialising them; a large value's bytes are
-not in the message at all, only the name of its segment (minray/values.py). Bodies are received
-straight into a buffer of their size and large bodies are sent without being joined to their
-header: a 64 MiB value is not copied more than needed.
+cost a tenth of a typing.NamedTuple to define, which every worker pays at start. Values
+inside are already-serialised bytes, so the driver forwards results without deserialising
+them; a large value's bytes are not in the message at all, only the name of its segment
+(minray/values.py). Bodies are received straight into a buffer of their size and large bodies
+are sent without being joined to their header: a 64 MiB value is not copied more than needed.
 """
 
 from __future__ import annotations
