@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import _pickle as pickle  # the C module: a worker starts ~1 ms sooner without pickle.py
 import _signal as signal  # the C module: signal.py builds enums, ~0.7 ms of a worker start
+import _thread
 import os
 import select
 import sys
-import threading
 from typing import TYPE_CHECKING
 
 from minray import core, remote_pdb
@@ -88,8 +88,9 @@ def main() -> None:
         if path and path not in sys.path:
             sys.path.append(path)
     _whole_lines()
-    threading.Thread(target=_watch_driver, args=(sock, int(os.environ["MINRAY_DRIVER_PID"])),
-                     daemon=True).start()
+    # A bare thread (daemon, as it were): Thread.start waits until the new thread runs, which
+    # on a busy machine held the first task up by ms.
+    _thread.start_new_thread(_watch_driver, (sock, int(os.environ["MINRAY_DRIVER_PID"])))
     signal.signal(signal.SIGINT, worker.interrupt)
     core.set_current(worker)
     remote_pdb.install()
