@@ -67,18 +67,21 @@ def _curve_title(meta: dict) -> str:
 
 
 def measure(ctx: Context, groups: list[str], repeats: dict, floor_repeat: int) -> tuple:
-    """Floor first, then each group, minray and Ray runs interleaved so drift hits both."""
+    """Round by round: a floor sample, then each group's minray and Ray runs, so that drift
+    (a VM's speed changes by a third within minutes) hits the floor and both systems alike."""
     floor_runs = []
     wheel = ctx.wheel("bench_floor_")
     tree = ctx.tree() if "packaging" in groups else None
     parallel = tuple(n for n in scenarios.CONCURRENT_ACTORS if n > 1) if "workers" in groups \
         else ()
-    for i in range(floor_repeat):
-        floor_runs.append(floor.measure(wheel, tree, parallel, transfers="objects" in groups))
-        _log(f"floor        {i + 1}/{floor_repeat}")
     runs: dict[str, dict[str, list[dict]]] = {}
-    for group in groups:
-        for i in range(max(repeats[group].values())):
+    rounds = max([floor_repeat, *(n for group in groups for n in repeats[group].values())])
+    for i in range(rounds):
+        if i < floor_repeat:
+            floor_runs.append(floor.measure(wheel, tree, parallel,
+                                            transfers="objects" in groups))
+            _log(f"floor        {i + 1}/{floor_repeat}")
+        for group in groups:
             for system, n in repeats[group].items():
                 if i >= n:
                     continue
