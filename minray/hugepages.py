@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import mmap
 
-MIN_SIZE = 8 << 20  # bytes: below this the saving does not pay for importing ctypes
 _ADVICE = getattr(mmap, "MADV_HUGEPAGE", None)  # None where the OS has no such advice
 _madvise = ctypes.CDLL(None, use_errno=True).madvise if _ADVICE is not None else None
 if _madvise is not None:

@@ -91,9 +91,8 @@ def _read(data: Segment) -> bytes | bytearray:
     file may be longer), in huge pages when it is large (minray/hugepages.py)."""
     kind = bytes if data.kind == BYTES else bytearray
     with open(data.path, "rb", buffering=0) as f:
-        if data.size >= _HUGE_MIN:
-            from minray import hugepages  # on use: it imports ctypes
-
+        hugepages = _hugepages() if data.size >= _HUGE_MIN else None
+        if hugepages is not None:
             out, view = hugepages.new(kind, data.size)
         elif kind is bytes:
             out = f.read(data.size)
@@ -111,6 +110,15 @@ def _read(data: Segment) -> bytes | bytearray:
                     raise _shorter(data)
                 got += n
     return out
+
+
+def _hugepages():
+    """minray.hugepages, imported on use (it imports ctypes); None on a Python without ctypes."""
+    try:
+        from minray import hugepages
+    except ImportError:
+        return None
+    return hugepages
 
 
 def _shorter(data: Segment) -> exc.ObjectLostError:

@@ -95,6 +95,18 @@ def test_values_read_into_huge_pages_are_ordinary_objects(node):
     assert mine[:len(data)] == data and mine[-4:] == b"more"
 
 
+def test_large_values_are_read_without_ctypes_too(monkeypatch, tmp_path):
+    """A Python built without ctypes reads large values the plain way."""
+    monkeypatch.setitem(sys.modules, "ctypes", None)  # import ctypes raises ImportError
+    monkeypatch.delitem(sys.modules, "minray.hugepages", raising=False)
+    data = os.urandom(values._HUGE_MIN + 1)
+    for value in (data, bytearray(data)):
+        segment = values.dumps(value, str(tmp_path))
+        back = values.loads(segment)
+        assert type(back) is type(value) and back == data
+        values.free(segment)
+
+
 def test_numpy_arrays_are_read_in_place_read_only_in_tasks_and_in_the_driver(node):
     array = np.arange(BIG // 8, dtype=np.float64).reshape(-1, 64)
     assert minray.get(describe.remote(array)) == ("ndarray", len(array), False)
