@@ -8,7 +8,7 @@ UV=$(python -c "import uv; print(uv.find_uv_bin())")
 FAST_TESTS=(tests/test_runtime_env_spec.py tests/test_ray_compat.py tests/test_tasks.py
             tests/test_actors.py tests/test_objects.py tests/test_error_types.py
             tests/test_packaging.py tests/test_pip.py tests/test_cli_env.py
-            tests/test_script_functions.py tests/test_large_values.py tests/test_records.py)
+            tests/test_script_functions.py tests/test_large_values.py tests/test_named_tuple.py)
 for version in 3.10 3.13; do
     python=""
     for candidate in "python$version" /root/.pyenv/versions/"$version".*/bin/python; do

@@ -9,11 +9,12 @@ task or found with `get_actor` works the same anywhere. Handles report where the
 from __future__ import annotations
 
 import inspect
-from typing import Any, NamedTuple
+from typing import Any
 
 from minray import core, handles, resources
 from minray import exceptions as exc
 from minray.generators import DYNAMIC, STREAMING, ObjectRefGenerator
+from minray.named_tuple import Record
 from minray.objects import ObjectRef
 from minray.remote_function import (
     _ASKS,
@@ -61,13 +62,13 @@ def exit_actor() -> None:
     raise exc.ActorExit("exit_actor() was called")
 
 
-class MethodMeta(NamedTuple):
+class MethodMeta(Record):
     check: CallCheck | None  # None when Python cannot tell the signature
     num_returns: int | str = 1  # a generator method streams by default, as in Ray
     generator: bool = False
 
 
-class ClassMeta(NamedTuple):
+class ClassMeta(Record):
     """What a handle knows of its actor's class."""
 
     name: str

@@ -27,7 +27,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from minray.records import Record
+from minray.named_tuple import Record
 
 if TYPE_CHECKING:
     import socket

@@ -20,12 +20,13 @@ import sys
 import uuid
 import warnings
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import cloudpickle
 
 from minray import core, values
 from minray import exceptions as exc
+from minray.named_tuple import Record
 from minray.protocol import Yield
 from minray.results import dump_error, dump_results, load_args, task_error
 from minray.streaming import stream, stream_async
@@ -38,14 +39,14 @@ WARNING = ("local_mode=True is for debugging only (Ray deprecates it): minray ru
            "parallel")
 
 
-class _Actor(NamedTuple):
+class _Actor(Record):
     spec: TaskSpec  # its creation: name, what it holds
     env: Any  # its runtime_env, which its calls run in
     instance: Any
     loop: list  # the event loop of its async methods, made on first use (a list of one)
 
 
-class _Running(NamedTuple):
+class _Running(Record):
     spec: TaskSpec
     env: Any  # the RuntimeEnv it runs in
 

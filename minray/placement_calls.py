@@ -3,10 +3,10 @@ worker (`Core.placement_call`), and what the node answers."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from minray.named_tuple import Record
 
 
-class CreateGroup(NamedTuple):
+class CreateGroup(Record):
     """Reserve bundles; answered with None, or ValueError when the name is taken."""
 
     group_id: str
@@ -17,13 +17,13 @@ class CreateGroup(NamedTuple):
     detached: bool
 
 
-class RemoveGroup(NamedTuple):
+class RemoveGroup(Record):
     """Free a group's bundles; what runs in it is killed, what waits for it fails."""
 
     group_id: str
 
 
-class WatchReady(NamedTuple):
+class WatchReady(Record):
     """Store `value` under `object_id` once the group is ready (an error if it is removed)."""
 
     group_id: str
@@ -31,7 +31,7 @@ class WatchReady(NamedTuple):
     value: bytes  # the pickled PlacementGroup that `get(pg.ready())` returns
 
 
-class FindGroups(NamedTuple):
+class FindGroups(Record):
     """The groups with this id, or this name in this namespace, or all (both None)."""
 
     group_id: str | None
@@ -39,7 +39,7 @@ class FindGroups(NamedTuple):
     namespace: str
 
 
-class GroupRecord(NamedTuple):
+class GroupRecord(Record):
     """What the node tells of a group."""
 
     group_id: str

@@ -1,6 +1,6 @@
 """The messages between the driver's node and its workers, and how they are framed.
 
-Each message is a small named tuple type (a `Record`, minray/records.py), so both ends `match`
+Each message is a small named tuple type (a `Record`, minray/named_tuple.py), so both ends `match`
 on types. On the wire it is the plain tuple (its tag, its fields), pickled and sent as an 8-byte
 length and a body: plain tuples pickle several times faster than class instances, and Records
 cost a tenth of a typing.NamedTuple to define, which every worker pays at start. Values
@@ -16,7 +16,7 @@ import _pickle as pickle  # the C module: a worker starts ~1 ms sooner without p
 import struct
 from typing import TYPE_CHECKING, Union
 
-from minray.records import Record
+from minray.named_tuple import Record
 from minray.task import Result, TaskSpec
 from minray.values import Data
 

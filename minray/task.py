@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-from minray.records import Record
+from minray.named_tuple import Record
 from minray.values import Data
 
 TASK, ACTOR, CALL = "task", "actor", "call"

@@ -9,7 +9,7 @@ seconds since the epoch (`time.time()`); None means "not yet".
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from minray.named_tuple import Record
 
 # Ray's TaskStatus names, as its state API reports them
 PENDING_ARGS_AVAIL = "PENDING_ARGS_AVAIL"
@@ -28,7 +28,7 @@ ACTOR_CREATION_TASK = "ACTOR_CREATION_TASK"
 ACTOR_TASK = "ACTOR_TASK"
 
 
-class Attempt(NamedTuple):
+class Attempt(Record):
     """An earlier run of a task whose worker died (it was retried): from start to that
     worker's exit."""
 
@@ -38,7 +38,7 @@ class Attempt(NamedTuple):
     pid: int | None
 
 
-class TaskEvent(NamedTuple):
+class TaskEvent(Record):
     """One task, actor creation or actor call and where its life stands."""
 
     task_id: str
@@ -61,7 +61,7 @@ class TaskEvent(NamedTuple):
     earlier: tuple[Attempt, ...]  # attempts whose worker died before this one
 
 
-class WorkerEvent(NamedTuple):
+class WorkerEvent(Record):
     """A worker process: asked for, connected (said hello), exited."""
 
     worker_id: str
@@ -77,7 +77,7 @@ class WorkerEvent(NamedTuple):
     how: str | None  # how it exited, in words
 
 
-class EnvStep(NamedTuple):
+class EnvStep(Record):
     """A step of an env's setup (download, unpack, install, venv, ...) for one field; it ends
     where the next step begins, or with the setup."""
 
@@ -88,7 +88,7 @@ class EnvStep(NamedTuple):
     ended: float | None
 
 
-class EnvEvent(NamedTuple):
+class EnvEvent(Record):
     """The preparation of one runtime env (cached ones take no step)."""
 
     env_hash: str
@@ -99,7 +99,7 @@ class EnvEvent(NamedTuple):
     steps: tuple[EnvStep, ...]
 
 
-class BlockEvent(NamedTuple):
+class BlockEvent(Record):
     """A get or wait that blocked: in the driver (worker_id "driver") or in a task."""
 
     kind: str  # "get" or "wait"
@@ -112,7 +112,7 @@ class BlockEvent(NamedTuple):
     ended: float | None
 
 
-class Snapshot(NamedTuple):
+class Snapshot(Record):
     """The whole log at one moment."""
 
     node_id: str

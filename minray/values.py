@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 
 from minray import exceptions as exc
-from minray.records import Record
+from minray.named_tuple import Record
 
 THRESHOLD = 1 << 20  # bytes: values at least this big travel as segments
 _HUGE_MIN = 8 << 20  # bytes: values at least this big are read into huge pages (hugepages.py)

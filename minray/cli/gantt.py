@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import html
 import math
-from typing import NamedTuple
+
+from minray.named_tuple import Record
 
 MAX_LANES = 8  # a row shows at most this many lanes; later lanes are drawn in the last one
 COLOURS = {"task": "#4e79a7", "actor_task": "#59a14f", "actor_creation": "#8cd17d",
@@ -24,7 +25,7 @@ LEGEND = {"task": "task", "actor_creation": "actor creation", "actor_task": "act
 OTHER = "#76b7b2"
 
 
-class Bar(NamedTuple):
+class Bar(Record):
     start: float  # seconds from the first span
     duration: float
     kind: str  # a key of COLOURS (or anything: drawn in OTHER)
@@ -33,14 +34,14 @@ class Bar(NamedTuple):
     nested: bool  # drawn inside its lane's other span (a get inside its task)
 
 
-class Row(NamedTuple):
+class Row(Record):
     name: str
     kind: str  # driver, worker, env, wait, other
     lanes: list[list[Bar]]
     hidden_lanes: int  # lanes beyond MAX_LANES, folded into the last
 
 
-class Chart(NamedTuple):
+class Chart(Record):
     rows: list[Row]
     seconds: float  # from the first span's start to the last span's end
 

@@ -12,9 +12,9 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import NamedTuple
 
 from minray.cli.common import CliError, say, say_json, size
+from minray.named_tuple import Record
 from minray.node import session as sessions
 from minray.protocol import StateQuery
 from minray.state_client import NoSession
@@ -23,7 +23,7 @@ from minray.util import state
 NO_SESSION = 1  # exit code: nothing running to read
 
 
-class Listing(NamedTuple):
+class Listing(Record):
     """A kind of row: the call that lists them (Ray's signature: address, filters, limit,
     detail) and the columns of its table."""
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
+
+from minray.named_tuple import Record
 
 if TYPE_CHECKING:
     import runtime_env as renv
@@ -38,7 +40,7 @@ def enabled() -> bool:
     return hasattr(os, "pidfd_open") and os.environ.get(SWITCH_VAR, "1") != "0"
 
 
-class JobServer(NamedTuple):
+class JobServer(Record):
     """The job's fork server, spawned by `spawn_job_server` before the node exists."""
 
     program: list[str]

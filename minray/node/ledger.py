@@ -8,12 +8,11 @@ takes that many free devices, a fraction shares one device with other fractions,
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
+from minray.named_tuple import Record
 from minray.resources import GPU
 
 
-class Holding(NamedTuple):
+class Holding(Record):
     """What one task or actor holds."""
 
     amounts: dict[str, float]

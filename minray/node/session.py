@@ -15,7 +15,8 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import NamedTuple
+
+from minray.named_tuple import Record
 
 KEEP_SESSIONS = 20
 KEEP_SECONDS = 24 * 3600
@@ -108,7 +109,7 @@ def find_socket(session: Path) -> str:
         return str(session / "node.sock")
 
 
-class SessionInfo(NamedTuple):
+class SessionInfo(Record):
     """A session folder as another process sees it: whose driver, and whether it lives."""
 
     folder: Path

@@ -10,10 +10,11 @@ import enum
 import subprocess
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import runtime_env as renv
 from minray import exceptions as exc
+from minray.named_tuple import Record
 from minray.task import TaskSpec
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class Worker:
         return f"Worker({self.id}, {self.state.name}, pid {self.proc.pid if self.proc else None})"
 
 
-class EndedWorker(NamedTuple):
+class EndedWorker(Record):
     """A worker process that ended, kept a while for the state API (Ray lists dead workers)."""
 
     id: str

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 from minray import api
 from minray import exceptions as exc
+from minray.named_tuple import Record
 from minray.objects import ObjectRef
 
 _TIMED_OUT = "Timed out waiting for result"
 
 
-class _InFlight(NamedTuple):
+class _InFlight(Record):
     index: int  # its place in submission order
     actor: Any
     refs: ObjectRef | list[ObjectRef]  # what fn returned

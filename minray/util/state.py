@@ -15,10 +15,10 @@ running session on this machine, or the session folder given as `address`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from minray import core
 from minray.address import check_local
+from minray.named_tuple import Record
 from minray.objects import id_hex
 from minray.protocol import StateQuery
 from minray.state_client import NoSession, RayStateApiException, connect
@@ -116,7 +116,7 @@ class NodeState(Row):
     end_time_ms: int | None = None
 
 
-class Kind(NamedTuple):
+class Kind(Record):
     """One kind of row: its class, the columns Ray filters on, those shown without detail."""
 
     row: type

@@ -1,4 +1,4 @@
-"""minray.records.Record: what a message or value declared with it does, as a named tuple
+"""minray.named_tuple.Record: what a message or value declared with it does, as a named tuple
 would (the worker's protocol rests on it)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from minray.records import Record
+from minray.named_tuple import Record
 
 
 class Point(Record):

@@ -1,8 +1,10 @@
 """`Record`: a named tuple, declared as `typing.NamedTuple` is (annotated fields, defaults),
-for the messages and values a worker loads at its start.
+which minray uses for its messages and records (runtime_env, which imports nothing of minray,
+keeps typing's).
 
-typing.NamedTuple compiles a constructor for each class and builds it twice, ~0.1 ms a class;
-the ~30 a worker defines cost ~3.5 ms of every worker's start. A Record class costs ~15 µs:
+typing.NamedTuple compiles a constructor for each class and builds it twice, ~0.1 ms a class:
+the ~30 a worker defines cost ~3.5 ms of every worker's start, and the driver's `init` defines
+~20 more. A Record class costs ~15 µs:
 one shared constructor, and a property per field. Instances behave as named tuples do:
 fields by name and position, `match` patterns, pickling, `_replace`, `_asdict`.
 """
