@@ -15,13 +15,15 @@ import functools
 import os
 import selectors
 import socket
-import subprocess
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from minray.protocol import FrameReader, Hello, Message, Observe, frame
+
+if TYPE_CHECKING:
+    import subprocess
 
 _READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 

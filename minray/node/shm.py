@@ -22,12 +22,12 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from minray import values
+from minray.node import launch
 
 ROOT_VAR = "MINRAY_OBJECT_STORE_DIR"
 RECYCLE_SECONDS = 2.0
@@ -68,10 +68,18 @@ class ObjectFolder:
         # Its own session: a Ctrl-C or kill of the driver's group leaves it to see the driver
         # go. Nothing but the pipe is inherited, and no MINRAY_ variable (shutdown's sweep of
         # marked processes is not for it).
-        self._reaper = subprocess.Popen(["/bin/sh", "-c", _REAP, self.path, self._lock_path],
-                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True,
-                                        env={"PATH": os.defpath})
+        pipe, self._reaper_pipe = os.pipe()
+        try:
+            self._reaper = launch.spawn_session(
+                ["/bin/sh", "-c", _REAP, str(self.path), str(self._lock_path)],
+                {"PATH": os.defpath},
+                [(os.POSIX_SPAWN_DUP2, pipe, 0),
+                 *((os.POSIX_SPAWN_OPEN, n, os.devnull, os.O_WRONLY, 0) for n in (1, 2))])
+        except BaseException:
+            os.close(self._reaper_pipe)
+            raise
+        finally:
+            os.close(pipe)
 
     def release(self, data: values.Data) -> None:
         """A freed value: its segment goes to the pool, waits while a process still has it
@@ -131,7 +139,7 @@ class ObjectFolder:
         self._lock_path.unlink(missing_ok=True)
         os.close(self._lock)
         self._reaper.kill()
-        self._reaper.stdin.close()
+        os.close(self._reaper_pipe)
         self._reaper.wait()
 
 

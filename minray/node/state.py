@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import enum
-import subprocess
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -18,6 +17,8 @@ from minray.named_tuple import Record
 from minray.task import TaskSpec
 
 if TYPE_CHECKING:
+    import subprocess
+
     from minray.node.forkservers import ForkedProcess
     from minray.node.io_loop import Connection
     from minray.node.ledger import Holding

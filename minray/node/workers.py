@@ -11,9 +11,9 @@ import errno
 import os
 import resource
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from minray.node.forkservers import ForkedProcess, ForkServers
 from minray.node.ids import new_id
@@ -25,6 +25,9 @@ from minray.node.task_log import TaskLog
 from minray.protocol import Exit, Message, Run
 from minray.task import TaskSpec
 from runtime_env import processes
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 class WorkerStartError(Exception):
@@ -99,6 +102,8 @@ class WorkerPool:
         return process_env
 
     def _exec(self, worker: Worker, process_env: dict[str, str], cwd: str) -> subprocess.Popen:
+        import subprocess  # on use: init starts its first worker without it (~3 ms)
+
         argv = [*worker.env.launch.py_executable, BOOT_SCRIPT]
         try:
             proc = subprocess.Popen(argv, env=process_env, cwd=cwd,
