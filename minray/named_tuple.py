@@ -4,9 +4,9 @@ keeps typing's).
 
 typing.NamedTuple compiles a constructor for each class and builds it twice, ~0.1 ms a class:
 the ~30 a worker defines cost ~3.5 ms of every worker's start, and the driver's `init` defines
-~20 more. A Record class costs ~15 µs:
-one shared constructor, and a property per field. Instances behave as named tuples do:
-fields by name and position, `match` patterns, pickling, `_replace`, `_asdict`.
+~20 more. A Record class costs ~15 µs: one shared constructor, and a property per field.
+Instances behave as named tuples do: fields by name and position, `match` patterns, pickling,
+`_replace`, `_asdict`.
 """
 
 from __future__ import annotations
