@@ -3,6 +3,8 @@ would (the worker's protocol rests on it)."""
 
 from __future__ import annotations
 
+import copy
+import json
 import pickle
 
 import pytest
@@ -66,3 +68,5 @@ def test_pickling_matching_replacing_and_repr():
         p._replace(z=1)
     assert p._asdict() == {"x": 1, "y": 2, "label": "a"}
     assert repr(p) == "Point(x=1, y=2, label='a')"
+    assert type(copy.copy(p)) is Point and copy.deepcopy(p) == p
+    assert json.loads(json.dumps(p)) == [1, 2, "a"]  # as a named tuple: a JSON array
